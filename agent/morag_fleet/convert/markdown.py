@@ -1,0 +1,52 @@
+"""Markdown layouts MoRAG's chunker understands (see shared notes: 'Result format').
+
+Shared by every converter so that headers, timestamps and metadata keys stay identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def format_timestamp(seconds: float, force_hours: bool = False) -> str:
+    """`MM:SS`, or `HH:MM:SS` from one hour on (or when the whole medium is that long)."""
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours or force_hours:
+        return f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{minutes:02d}:{secs:02d}"
+
+
+def format_duration(seconds: float) -> str:
+    """Durations are always shown as HH:MM:SS in metadata bullets."""
+    return format_timestamp(seconds, force_hours=True)
+
+
+def bullets(info: Mapping[str, Any]) -> str:
+    """`- **Key**: value` lines, skipping empty values."""
+    return "\n".join(f"- **{key}**: {value}" for key, value in info.items() if value not in (None, ""))
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+def document_markdown(
+    file_name: str, body: str, page_count: int | None, extra: Mapping[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """`# Document: <file>` + `## Document Information` + body; returns markdown and metadata."""
+    words = word_count(body)
+    info: dict[str, Any] = {"Page Count": page_count, "Word Count": words}
+    info.update(extra or {})
+    markdown = f"# Document: {file_name}\n\n## Document Information\n\n{bullets(info)}\n\n{body}\n"
+    metadata: dict[str, Any] = {"content_type": "document", "word_count": words}
+    if page_count is not None:
+        metadata["page_count"] = page_count
+    return markdown, metadata
+
+
+def segment_lines(segments: Iterable[tuple[float, str]], long_media: bool) -> list[str]:
+    """One `[MM:SS] text` line per segment (`[HH:MM:SS]` when the medium reaches one hour)."""
+    return [f"[{format_timestamp(start, long_media)}] {text.strip()}" for start, text in segments]
