@@ -26,10 +26,13 @@ def backend_name(content_type: str, settings: AgentSettings) -> str:
 def build_converter(content_type: str, settings: AgentSettings) -> Converter:
     """A fresh converter instance; raises KeyError naming the type/backend when there is none."""
     name = backend_name(content_type, settings)
-    try:
-        target = BACKENDS[content_type][name]
-    except KeyError:
-        raise KeyError(f"no converter {name!r} for content type {content_type!r}") from None
+    if ":" in name:  # a plug-in converter named by import path, "package.module:Class"
+        target = name
+    else:
+        try:
+            target = BACKENDS[content_type][name]
+        except KeyError:
+            raise KeyError(f"no converter {name!r} for content type {content_type!r}") from None
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls()

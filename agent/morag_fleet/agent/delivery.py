@@ -1,0 +1,101 @@
+"""Delivering spooled results: exactly once as far as the server can tell.
+
+Why ask before resubmitting: MoRAG's PUT /result runs ingestion synchronously, so a timeout does
+not mean it failed, and a second submission re-runs ingestion (a later failure can even overwrite
+a completed job). After any unclear attempt we ask the job's status first.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from morag_fleet.agent.journal import Journal, JournalEntry
+from morag_fleet.jobs.client import MoragClient
+from morag_fleet.jobs.errors import (
+    ApiConflict,
+    ApiError,
+    ApiNotFound,
+    ApiProtocolError,
+    ApiUnavailable,
+)
+from morag_fleet.jobs.models import JobResult
+from morag_fleet.jobs.retry import Backoff
+from morag_fleet.log import get_logger
+
+log = get_logger(__name__)
+FINAL_STATES = ("completed", "failed")
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    delivered: bool  # nothing more to do for this job (accepted, already there, or dropped)
+    note: str
+
+
+class Deliverer:
+    """Submits spooled results; one at a time per job (the runner and outbox thread share it)."""
+
+    def __init__(self, client: MoragClient, journal: Journal, retry_cap: float) -> None:
+        self._client = client
+        self._journal = journal
+        self._retry_cap = retry_cap
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+
+    def deliver(self, entry: JournalEntry) -> DeliveryOutcome | None:
+        """None when another thread is already delivering this job."""
+        with self._lock:
+            if entry.job_id in self._busy:
+                return None
+            self._busy.add(entry.job_id)
+        try:
+            return self._deliver(entry)
+        finally:
+            with self._lock:
+                self._busy.discard(entry.job_id)
+
+    def _deliver(self, entry: JournalEntry) -> DeliveryOutcome:
+        assert entry.result is not None
+        job_id = entry.job_id
+        try:
+            if entry.submit_tries > 0 and self._already_final(job_id):
+                self._journal.mark_delivered(job_id)
+                return DeliveryOutcome(True, "server already has the result")
+            answer = self._client.submit_result(job_id, JobResult.from_json(entry.result))
+        except ApiUnavailable as exc:
+            delay = self._retry_delay(entry.submit_tries)
+            self._journal.record_submit_failure(job_id, str(exc), delay)
+            log.warning("result_spooled", job_id=job_id, retry_in=round(delay, 1), error=str(exc))
+            return DeliveryOutcome(False, f"API unavailable, retry in {delay:.0f} s")
+        except (ApiNotFound, ApiConflict) as exc:
+            # The server no longer knows this job, or gave it to another worker: nothing to do.
+            self._journal.mark_delivered(job_id)
+            log.error("result_dropped", job_id=job_id, reason=str(exc))
+            return DeliveryOutcome(True, f"dropped: {exc}")
+        except ApiProtocolError as exc:
+            delay = self._retry_delay(entry.submit_tries)
+            self._journal.record_submit_failure(job_id, str(exc), max(delay, 60.0))
+            log.error("result_rejected", job_id=job_id, error=str(exc))
+            return DeliveryOutcome(False, f"rejected: {exc}")
+        self._journal.mark_delivered(job_id)
+        log.info("result_submitted", job_id=job_id, status=answer.get("status"),
+                 success=entry.result.get("success"), tries=entry.submit_tries + 1)
+        return DeliveryOutcome(True, str(answer.get("status", "submitted")))
+
+    def _already_final(self, job_id: str) -> bool:
+        """After an unclear attempt: did it land after all?"""
+        try:
+            status = self._client.job_status(job_id)
+        except ApiNotFound:
+            raise
+        except ApiError:
+            return False
+        return status.get("status") in FINAL_STATES
+
+    def _retry_delay(self, tries: int) -> float:
+        backoff = Backoff(base=1.0, cap=self._retry_cap)
+        delay = 0.0
+        for _ in range(tries + 1):
+            delay = backoff.next()
+        return delay

@@ -1,0 +1,172 @@
+"""The durable job journal and result outbox (SQLite in `state_dir`).
+
+Why: MoRAG's server never requeues a job a dead worker held, so every claimed job must be reported
+even across our own crash. Each phase is written before it is acted on; a result is written before
+it is submitted, so a restart finds it and delivers it. WAL mode keeps writes cheap and crash-safe.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id        TEXT PRIMARY KEY,
+    content_type  TEXT NOT NULL,
+    job_json      TEXT NOT NULL,
+    phase         TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    crashes       INTEGER NOT NULL DEFAULT 0,
+    result_json   TEXT,
+    submit_tries  INTEGER NOT NULL DEFAULT 0,
+    next_try_at   REAL NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    claimed_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_phase ON jobs(phase);
+"""
+
+# claimed -> downloading -> converting -> spooled (result written) -> delivered
+ACTIVE_PHASES = ("claimed", "downloading", "converting")
+SPOOLED = "spooled"
+DELIVERED = "delivered"
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    job_id: str
+    content_type: str
+    job: dict[str, Any]
+    phase: str
+    attempts: int
+    crashes: int
+    result: dict[str, Any] | None
+    submit_tries: int
+    next_try_at: float
+    last_error: str | None
+
+
+class Journal:
+    """Thread-safe; one connection guarded by a lock (writes are tiny and rare per job)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / "journal.sqlite3"
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def record_claim(self, job_id: str, content_type: str, job: dict[str, Any]) -> bool:
+        """False when this job is already journaled (a duplicate claim from a racy server)."""
+        now = time.time()
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO jobs(job_id, content_type, job_json, phase, claimed_at,"
+                " updated_at) VALUES (?, ?, ?, 'claimed', ?, ?)",
+                (job_id, content_type, json.dumps(job), now, now),
+            )
+            return cur.rowcount == 1
+
+    def set_phase(self, job_id: str, phase: str) -> None:
+        with self._tx() as db:
+            extra = ", attempts = attempts + 1" if phase == "converting" else ""
+            db.execute(
+                f"UPDATE jobs SET phase = ?, updated_at = ?{extra} WHERE job_id = ?",
+                (phase, time.time(), job_id),
+            )
+
+    def spool_result(self, job_id: str, result: dict[str, Any]) -> None:
+        """The result is durable from here on; only delivery remains."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET phase = ?, result_json = ?, next_try_at = 0, updated_at = ?"
+                " WHERE job_id = ?",
+                (SPOOLED, json.dumps(result), time.time(), job_id),
+            )
+
+    def record_crash(self, job_id: str) -> int:
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET crashes = crashes + 1 WHERE job_id = ?", (job_id,))
+            row = db.execute("SELECT crashes FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def record_submit_failure(self, job_id: str, error: str, retry_in: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET submit_tries = submit_tries + 1, last_error = ?, next_try_at = ?,"
+                " updated_at = ? WHERE job_id = ?",
+                (error, time.time() + retry_in, time.time(), job_id),
+            )
+
+    def mark_delivered(self, job_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET phase = ?, result_json = NULL, updated_at = ? WHERE job_id = ?",
+                (DELIVERED, time.time(), job_id),
+            )
+
+    def _select(self, where: str, args: tuple[Any, ...] = ()) -> list[JournalEntry]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT job_id, content_type, job_json, phase, attempts, crashes, result_json,"
+                f" submit_tries, next_try_at, last_error FROM jobs WHERE {where}"
+                " ORDER BY claimed_at",
+                args,
+            ).fetchall()
+        return [
+            JournalEntry(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5],
+                         json.loads(r[6]) if r[6] else None, r[7], r[8], r[9])
+            for r in rows
+        ]
+
+    def interrupted(self) -> list[JournalEntry]:
+        """Jobs claimed but neither spooled nor delivered: a previous run died holding them."""
+        marks = ",".join("?" * len(ACTIVE_PHASES))
+        return self._select(f"phase IN ({marks})", ACTIVE_PHASES)
+
+    def outbox(self, due_only: bool = False) -> list[JournalEntry]:
+        if due_only:
+            return self._select("phase = ? AND next_try_at <= ?", (SPOOLED, time.time()))
+        return self._select("phase = ?", (SPOOLED,))
+
+    def get(self, job_id: str) -> JournalEntry | None:
+        found = self._select("job_id = ?", (job_id,))
+        return found[0] if found else None
+
+    def outbox_depth(self) -> int:
+        with self._lock:
+            return int(self._db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE phase = ?", (SPOOLED,)).fetchone()[0])
+
+    def prune_delivered(self, older_than_s: float = 7 * 86400) -> int:
+        """Delivered rows are kept a week so duplicate claims are recognised, then dropped."""
+        with self._tx() as db:
+            cur = db.execute("DELETE FROM jobs WHERE phase = ? AND updated_at < ?",
+                             (DELIVERED, time.time() - older_than_s))
+            return cur.rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,201 @@
+"""One job's path through a slot: download, convert in the slot process, spool, deliver.
+
+Every step is journaled before it happens, and every way out of `run` leaves a spooled result
+(success or a failure a person can act on), so a claimed job is always reported.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from morag_fleet.agent.delivery import Deliverer
+from morag_fleet.agent.journal import Journal
+from morag_fleet.agent.slots import ConvertOutcome, ConvertRequest, SlotAborted, SlotProcess
+from morag_fleet.convert.registry import merged_options
+from morag_fleet.jobs.client import MoragClient
+from morag_fleet.jobs.errors import ApiError, ApiUnavailable
+from morag_fleet.jobs.models import DownloadedFile, Job, JobResult
+from morag_fleet.jobs.retry import Backoff
+from morag_fleet.log import get_logger
+from morag_fleet.settings import AgentSettings
+
+log = get_logger(__name__)
+FORBIDDEN_METADATA = ("source_path", "remote_job_id")
+ABORTED_REASON = "aborted: the agent was shut down before the conversion finished"
+
+
+class JobAborted(Exception):
+    """Hard shutdown reached this job; the caller spools the abort failure."""
+
+
+class ActiveJob:
+    """What the heartbeat shows about a running job; written by its runner thread only."""
+
+    def __init__(self, job: Job, slot: int) -> None:
+        self.job = job
+        self.slot = slot
+        self.phase = "claimed"
+        self.progress: float | None = None
+        self.started_at = time.time()
+
+    def view(self) -> dict[str, Any]:
+        return {"job_id": self.job.job_id, "content_type": self.job.content_type,
+                "phase": self.phase, "progress": self.progress, "slot": self.slot,
+                "started_at": self.started_at}
+
+
+class JobRunner:
+    """Shared by all slot threads; holds no per-job state itself."""
+
+    def __init__(self, settings: AgentSettings, client: MoragClient, journal: Journal,
+                 deliverer: Deliverer, emit: Callable[..., None], abort: threading.Event,
+                 content_types: list[str]) -> None:
+        self.settings = settings
+        self.content_types = content_types
+        self.client = client
+        self.journal = journal
+        self.deliverer = deliverer
+        self.emit = emit  # emit(job_id, phase, **fields) -> telemetry
+        self.abort = abort
+
+    def run(self, active: ActiveJob, slot: SlotProcess) -> bool:
+        """Process one claimed job to a spooled result and try to deliver it; True on success."""
+        job = active.job
+        job_dir = self.settings.temp_dir / _safe_dir_name(job.job_id)
+        started = time.monotonic()
+        try:
+            result = self._produce_result(active, slot, job_dir)
+        except JobAborted:
+            result = JobResult(success=False, error_message=ABORTED_REASON)
+        finally:
+            shutil.rmtree(job_dir, ignore_errors=True)
+        result = JobResult(success=result.success, content=result.content,
+                           metadata=result.metadata, error_message=result.error_message,
+                           processing_time=round(time.monotonic() - started, 3))
+        self.journal.spool_result(job.job_id, result.to_json())
+        active.phase = "submitting"
+        self.emit(job.job_id, "spooled", success=result.success, error=result.error_message)
+        entry = self.journal.get(job.job_id)
+        outcome = self.deliverer.deliver(entry) if entry else None
+        if outcome is not None and outcome.delivered:
+            self.emit(job.job_id, "completed" if result.success else "failed",
+                      error=result.error_message, duration=result.processing_time)
+        log.info("job_finished", job_id=job.job_id, content_type=job.content_type,
+                 success=result.success, error=result.error_message,
+                 duration_s=result.processing_time,
+                 delivered=bool(outcome and outcome.delivered))
+        return result.success
+
+    def _produce_result(self, active: ActiveJob, slot: SlotProcess, job_dir: Path) -> JobResult:
+        job = active.job
+        if job.content_type not in self.content_types:
+            return JobResult(success=False, error_message=(
+                f"content type {job.content_type!r} is not converted by this agent "
+                f"(it converts: {', '.join(self.content_types) or 'nothing'})"))
+        job_dir.mkdir(parents=True, exist_ok=True)
+        active.phase = "downloading"
+        self.journal.set_phase(job.job_id, "downloading")
+        self.emit(job.job_id, "downloading")
+        t0 = time.monotonic()
+        try:
+            source = self._download(job, job_dir)
+        except ApiError as exc:  # too big, truncated, refused, gone: a reason, not a crash
+            return JobResult(success=False, error_message=f"download failed: {exc}")
+        log.info("job_downloaded", job_id=job.job_id, size=source.size,
+                 duration_s=round(time.monotonic() - t0, 3))
+        active.phase = "converting"
+        self.journal.set_phase(job.job_id, "converting")
+        self.emit(job.job_id, "converting", progress=0.0)
+        outcome = self._convert(active, slot, source)
+        if not outcome.ok:
+            return JobResult(success=False, error_message=outcome.error)
+        metadata = _clean_metadata(outcome.metadata, job, source)
+        return JobResult(success=True, content=outcome.markdown, metadata=metadata)
+
+    def _download(self, job: Job, job_dir: Path) -> DownloadedFile:
+        """Retries while the API is away: the job is ours and must still be reported."""
+        backoff = Backoff(base=1.0, cap=min(self.settings.poll_interval * 3, 60.0))
+        while True:
+            if self.abort.is_set():
+                raise JobAborted()
+            try:
+                return self.client.download(job, job_dir, self.settings.max_download_bytes)
+            except ApiUnavailable as exc:
+                delay = backoff.next()
+                log.warning("download_retry", job_id=job.job_id, error=str(exc),
+                            retry_in=round(delay, 1))
+                if self.abort.wait(delay):
+                    raise JobAborted() from None
+
+    def _convert(self, active: ActiveJob, slot: SlotProcess, source: DownloadedFile
+                 ) -> ConvertOutcome:
+        job = active.job
+        request = ConvertRequest(
+            job_id=job.job_id, content_type=job.content_type, source=str(source.path),
+            options=merged_options(job.content_type, self.settings, job.task_options),
+            job_info={"file_name": source.original_name, "content_type": job.content_type,
+                      "mime_type": source.mime_type, "file_size": source.size,
+                      "checksum": source.sha256},
+        )
+        renew = LeaseRenewer(self.client, job)
+        last_emit = [0.0]
+
+        def on_progress(fraction: float | None, message: str | None) -> None:
+            active.progress = fraction
+            now = time.monotonic()
+            if now - last_emit[0] >= 1.0:
+                last_emit[0] = now
+                self.emit(job.job_id, "converting", progress=fraction, message=message)
+
+        t0 = time.monotonic()
+        try:
+            outcome = slot.convert(request, self.settings.job_timeout(job.content_type),
+                                   on_progress, self.abort.is_set, renew.tick)
+        except SlotAborted:
+            raise JobAborted() from None
+        if outcome.recycled:
+            self.emit(job.job_id, "slot_recycled", slot=slot.index, reason=outcome.error)
+        log.info("job_converted", job_id=job.job_id, ok=outcome.ok, slot=slot.index,
+                 duration_s=round(time.monotonic() - t0, 3), error=outcome.error or None)
+        return outcome
+
+
+class LeaseRenewer:
+    """Renews the job's lease on servers that hand one out (the poll answer says so)."""
+
+    def __init__(self, client: MoragClient, job: Job) -> None:
+        self._client = client
+        self._job = job
+        self._every = job.lease_seconds / 3 if job.lease_seconds else None
+        self._last = time.monotonic()
+
+    def tick(self) -> None:
+        if self._every is None or time.monotonic() - self._last < self._every:
+            return
+        self._last = time.monotonic()
+        try:
+            if not self._client.renew_lease(self._job.job_id):
+                log.warning("lease_lost", job_id=self._job.job_id)
+        except Exception as exc:  # a failed renewal must never fail the conversion
+            log.warning("lease_renew_failed", job_id=self._job.job_id, error=str(exc))
+
+
+def _clean_metadata(metadata: dict[str, Any], job: Job, source: DownloadedFile) -> dict[str, Any]:
+    """Fill what every result needs and drop keys that would override MoRAG's own."""
+    clean = {k: v for k, v in metadata.items() if k not in FORBIDDEN_METADATA}
+    clean.setdefault("content_type", job.content_type)
+    clean.setdefault("file_name", source.original_name)
+    clean.setdefault("mime_type", source.mime_type)
+    clean.setdefault("file_size", source.size)
+    clean.setdefault("checksum", source.sha256)
+    return clean
+
+
+def _safe_dir_name(job_id: str) -> str:
+    cleaned = "".join(c for c in job_id if c.isalnum() or c in "-_")[:80]
+    return f"job-{cleaned or 'unnamed'}"

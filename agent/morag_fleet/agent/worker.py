@@ -1,0 +1,307 @@
+"""The agent: one poller, one thread per slot, an outbox thread, and a main loop that supervises.
+
+Shape as in rq/arq: signal handlers only set state; the main loop acts on it; `request_stop` is
+the one shutdown path used by signals, the CLI and tests. The agent can run in-process (tests call
+`run()` in a thread and `request_stop()`), or as the `morag-agent run` daemon under systemd.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from morag_fleet import __version__
+from morag_fleet.agent.delivery import Deliverer
+from morag_fleet.agent.journal import Journal, JournalEntry
+from morag_fleet.agent.poller import Poller
+from morag_fleet.agent.runner import ABORTED_REASON, ActiveJob, JobRunner
+from morag_fleet.agent.slots import SlotProcess
+from morag_fleet.agent.systemd import SystemdNotifier
+from morag_fleet.agent.telemetry import make_publisher
+from morag_fleet.convert.registry import capabilities
+from morag_fleet.jobs.client import MoragClient
+from morag_fleet.jobs.errors import ApiError, ApiNotFound
+from morag_fleet.jobs.models import Job, JobResult
+from morag_fleet.log import get_logger, register_secret
+from morag_fleet.settings import AgentSettings
+
+log = get_logger(__name__)
+SUPERVISE_INTERVAL = 0.5
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, *, install_signals: bool = False) -> None:
+        self.settings = settings
+        register_secret(settings.api_key)
+        self.stopping = threading.Event()  # drain: no new claims
+        self.aborting = threading.Event()  # hard stop: give up running jobs
+        self.paused = threading.Event()  # drained by the controller; resumable
+        self._install_signals = install_signals
+        self._signals_seen = 0
+        self._counters = {"claimed": 0, "completed": 0, "failed": 0, "spooled": 0}
+        self._counter_lock = threading.Lock()
+        self._active: dict[str, ActiveJob] = {}
+        self._work: queue.Queue[tuple[Job, bool]] = queue.Queue()
+        self._free_slots = threading.Semaphore(settings.max_concurrent_jobs)
+        self._threads: list[threading.Thread] = []
+        self.client = MoragClient(settings, stop=self.aborting)
+        self.journal = Journal(settings.state_dir)
+        self.deliverer = Deliverer(self.client, self.journal, settings.outbox_retry_max)
+        self.content_types = self._usable_content_types()
+        self.publisher = make_publisher(settings, self.snapshot, self.on_command, self._hello())
+        self.runner = JobRunner(settings, self.client, self.journal, self.deliverer,
+                                self.publisher.job_event, self.aborting, self.content_types)
+        self.slots = [
+            SlotProcess(i, settings.__dict__.copy(), self._gpu_for(i),
+                        settings.slot_memory_limit_mb)
+            for i in range(settings.max_concurrent_jobs)
+        ]
+        self.poller = Poller(settings, self.client, self.content_types, self._free_slots,
+                             self._claimed, self.stopping, self.paused)
+        self.notifier = SystemdNotifier()
+        self.ready = threading.Event()
+
+    # ----- lifecycle ---------------------------------------------------------------------------
+    def run(self) -> int:
+        """Blocks until the agent has stopped; returns the process exit code."""
+        if self._install_signals:
+            self._install_signal_handlers()
+        self.settings.temp_dir.mkdir(parents=True, exist_ok=True)
+        self.publisher.start()
+        self.publisher.agent_event("started", version=__version__)
+        log.info("agent_started", worker_id=self.settings.worker_id, version=__version__,
+                 content_types=self.content_types, slots=len(self.slots),
+                 api=self.settings.api_base_url)
+        self._replay_journal()
+        self._start_threads()
+        self.notifier.notify("READY=1\nSTATUS=polling")
+        self.ready.set()
+        while not self.stopping.is_set():
+            self._supervise()
+            self.stopping.wait(SUPERVISE_INTERVAL)
+        return self._shutdown()
+
+    def request_stop(self, abort: bool = False) -> None:
+        """The one shutdown path. First call drains; `abort=True` (or a second call from a
+        signal) gives up running jobs and reports them failed."""
+        if abort:
+            self.aborting.set()
+        self.stopping.set()
+
+    def on_command(self, name: str, body: dict[str, Any]) -> None:
+        """Controller commands only set state; the poller reads it."""
+        if name == "drain":
+            self.paused.set()
+        elif name == "resume":
+            self.paused.clear()
+        log.info("controller_command", command=name)
+        self.publisher.agent_event("paused" if self.paused.is_set() else "resumed")
+
+    def _install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: Any) -> None:
+            self._signals_seen += 1
+            self.request_stop(abort=self._signals_seen > 1)
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def _start_threads(self) -> None:
+        for slot in self.slots:
+            self._spawn(self._slot_loop, f"slot-{slot.index}", slot)
+        self._spawn(self._outbox_loop, "outbox")
+        self._spawn(self.poller.run, "poller")
+
+    def _spawn(self, target: Callable[..., None], name: str, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _supervise(self) -> None:
+        """Feed the watchdog only while every worker thread is alive."""
+        alive = all(t.is_alive() for t in self._threads)
+        if alive:
+            self.notifier.notify("WATCHDOG=1")
+        else:
+            dead = [t.name for t in self._threads if not t.is_alive()]
+            log.error("thread_died", threads=dead)
+
+    def _shutdown(self) -> int:
+        grace = self.settings.shutdown_grace
+        log.info("agent_draining", active=len(self._active), grace_s=grace)
+        self.notifier.notify("STOPPING=1\nSTATUS=draining")
+        self.publisher.agent_event("draining", active=len(self._active))
+        deadline = time.monotonic() + grace
+        self.poller.join(timeout=max(0.0, deadline - time.monotonic()))
+        while self._active or not self._work.empty():
+            if self.aborting.is_set() or time.monotonic() > deadline:
+                self.aborting.set()
+                break
+            time.sleep(0.1)
+        if self.aborting.is_set():
+            self._abort_pending()
+            for thread in self._threads:
+                thread.join(timeout=10)
+        self._flush_outbox(deadline=max(deadline, time.monotonic() + 5.0))
+        for slot in self.slots:
+            slot.stop()
+        depth = self.journal.outbox_depth()
+        log.info("agent_stopped", aborted=self.aborting.is_set(), outbox_depth=depth)
+        self.publisher.agent_event("stopped", outbox_depth=depth)
+        self.publisher.close()
+        self.client.close()
+        self.journal.close()
+        return 0
+
+    # ----- work --------------------------------------------------------------------------------
+    def _claimed(self, job: Job) -> None:
+        """Called by the poller for each claim, after a slot was reserved for it."""
+        if not self.journal.record_claim(job.job_id, job.content_type, dataclasses.asdict(job)):
+            log.warning("duplicate_claim", job_id=job.job_id)
+            self._free_slots.release()
+            return
+        self._count("claimed")
+        log.info("job_claimed", job_id=job.job_id, content_type=job.content_type)
+        self.publisher.job_event(job.job_id, "claimed", content_type=job.content_type)
+        self._work.put((job, True))
+
+    def _slot_loop(self, slot: SlotProcess) -> None:
+        while True:
+            try:
+                job, reserved = self._work.get(timeout=0.2)
+            except queue.Empty:
+                if self.stopping.is_set() and self._work.empty() and not self.poller.alive:
+                    return
+                continue
+            active = ActiveJob(job, slot.index)
+            self._active[job.job_id] = active
+            try:
+                ok = self.runner.run(active, slot)
+                self._count("completed" if ok else "failed")
+            except Exception as exc:  # a bug here must not lose the job
+                log.exception("runner_error", job_id=job.job_id)
+                self._spool_failure(job.job_id, f"agent error: {type(exc).__name__}: {exc}")
+                self._count("failed")
+            finally:
+                self._active.pop(job.job_id, None)
+                if reserved:
+                    self._free_slots.release()
+
+    def _outbox_loop(self) -> None:
+        while not self.aborting.is_set():
+            for entry in self.journal.outbox(due_only=True):
+                if self.aborting.is_set():
+                    return
+                self.deliverer.deliver(entry)
+            if self.aborting.wait(1.0) or (self.stopping.is_set() and not self._active
+                                          and self.journal.outbox_depth() == 0):
+                return
+
+    def _flush_outbox(self, deadline: float) -> None:
+        """At shutdown: one more delivery attempt each; what stays is delivered next start."""
+        for entry in self.journal.outbox():
+            if time.monotonic() > deadline:
+                break
+            self.deliverer.deliver(entry)
+
+    def _abort_pending(self) -> None:
+        """Hard stop: jobs not started yet are failed with the abort reason too."""
+        while True:
+            try:
+                job, _reserved = self._work.get_nowait()
+            except queue.Empty:
+                break
+            self._spool_failure(job.job_id, ABORTED_REASON)
+            self._count("failed")
+
+    def _spool_failure(self, job_id: str, reason: str) -> None:
+        self.journal.spool_result(job_id, JobResult(False, error_message=reason).to_json())
+        self.publisher.job_event(job_id, "failed", error=reason)
+
+    def _replay_journal(self) -> None:
+        """A previous run died: finished results wait in the outbox (the outbox thread sends
+        them); interrupted jobs are re-run, unless they keep crashing the agent."""
+        for entry in self.journal.interrupted():
+            crashes = self.journal.record_crash(entry.job_id)
+            if crashes >= self.settings.max_job_crashes:
+                reason = (f"the agent stopped {crashes} times while processing this job; "
+                          "giving up (poison job?)")
+                log.error("job_poisoned", job_id=entry.job_id, crashes=crashes)
+                self._spool_failure(entry.job_id, reason)
+                continue
+            if not self._still_ours(entry):
+                continue
+            log.warning("job_resumed", job_id=entry.job_id, crashes=crashes)
+            self._count("claimed")
+            self._work.put((Job(**entry.job), False))
+        if self.journal.outbox_depth():
+            log.info("outbox_replayed", depth=self.journal.outbox_depth())
+
+    def _still_ours(self, entry: JournalEntry) -> bool:
+        try:
+            status = self.client.job_status(entry.job_id)
+        except ApiNotFound:
+            self.journal.mark_delivered(entry.job_id)
+            log.warning("job_gone", job_id=entry.job_id)
+            return False
+        except ApiError:
+            return True  # cannot ask: it was ours, so run it
+        ours = status.get("status") == "processing" and status.get("worker_id") in (
+            None, self.settings.worker_id)
+        if not ours:
+            self.journal.mark_delivered(entry.job_id)
+            log.warning("job_taken_back", job_id=entry.job_id, status=status.get("status"))
+        return ours
+
+    # ----- views -------------------------------------------------------------------------------
+    def _count(self, name: str) -> None:
+        with self._counter_lock:
+            self._counters[name] += 1
+
+    def counters(self) -> dict[str, int]:
+        with self._counter_lock:
+            return dict(self._counters)
+
+    def state(self) -> str:
+        if self.stopping.is_set():
+            return "draining"
+        if self.paused.is_set():
+            return "paused"
+        return "busy" if self._active else "idle"
+
+    def snapshot(self) -> dict[str, Any]:
+        """The heartbeat body; called from the telemetry thread."""
+        active = [a.view() for a in list(self._active.values())]
+        return {"state": self.state(), "slots_used": len(active), "slots_total": len(self.slots),
+                "active_jobs": active, "counters": self.counters(),
+                "outbox_depth": self.journal.outbox_depth()}
+
+    def _hello(self) -> dict[str, Any]:
+        import socket
+
+        from morag_fleet.agent.gpu import gpu_inventory
+
+        return {"version": __version__, "host": socket.gethostname(),
+                "content_types": self.content_types, "slots": self.settings.max_concurrent_jobs,
+                "converters": {k: self.settings.converters.get(k, "default")
+                               for k in self.content_types},
+                "gpus": gpu_inventory()}
+
+    def _usable_content_types(self) -> list[str]:
+        """Poll only for types this host can convert; the others are logged with the reason."""
+        usable = []
+        for content_type, availability in capabilities(self.settings).items():
+            if availability.ok:
+                usable.append(content_type)
+            else:
+                log.warning("converter_unavailable", content_type=content_type,
+                            reason=availability.reason)
+        return usable
+
+    def _gpu_for(self, index: int) -> str | None:
+        gpus = self.settings.gpus
+        return gpus[index % len(gpus)] if gpus else None

@@ -1,0 +1,64 @@
+"""Converters that misbehave on purpose, selected through the agent's plug-in syntax
+(`converters: {document: "tests.support.scripted_converters:ScriptedConverter"}`).
+
+The source file's first line says what to do, so one agent can be handed good and bad jobs:
+`segfault`, `hang` (also starts a child `sleep` to prove the whole group is killed),
+`eat-memory`, `sleep <seconds>`, `raise`; anything else is converted like plain text.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from morag_fleet.convert.base import Availability, ConversionError, ConversionResult
+from morag_fleet.convert.text import TextConverter
+
+PIDFILE_ENV = "MORAG_TEST_PIDFILE"
+
+
+class ScriptedConverter:
+    name = "scripted"
+
+    def __init__(self) -> None:
+        self._text = TextConverter()
+        self.jobs_seen = 0  # proves the instance (a "loaded model") survives between jobs
+
+    def available(self) -> Availability:
+        return Availability(True)
+
+    def convert(self, source: Path, options: Mapping[str, Any], job_info: Mapping[str, Any],
+                progress: Any) -> ConversionResult:
+        self.jobs_seen += 1
+        command = source.read_text(errors="replace").splitlines()[0:1]
+        action = command[0].strip() if command else ""
+        if action == "segfault":
+            ctypes.string_at(0)
+        if action == "hang":
+            child = subprocess.Popen(["sleep", "1000"])
+            pidfile = os.environ.get(PIDFILE_ENV)
+            if pidfile:
+                Path(pidfile).write_text(str(child.pid))
+            while True:
+                time.sleep(1)
+        if action == "eat-memory":
+            hog = []
+            while True:
+                hog.append(bytearray(32 * 2**20))
+                time.sleep(0.01)
+        if action.startswith("sleep "):
+            seconds = float(action.split()[1])
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                progress(1 - (end - time.monotonic()) / seconds, "sleeping")
+                time.sleep(0.1)
+        if action == "raise":
+            raise ConversionError("the scripted converter was told to fail")
+        result = self._text.convert(source, options, job_info, progress)
+        metadata = dict(result.metadata, slot_pid=os.getpid(), jobs_seen=self.jobs_seen)
+        return ConversionResult(result.markdown, metadata)
