@@ -79,12 +79,17 @@ class Journal:
             self._db.execute("COMMIT")
 
     def record_claim(self, job_id: str, content_type: str, job: dict[str, Any]) -> bool:
-        """False when this job is already journaled (a duplicate claim from a racy server)."""
+        """False when this job is already in hand here (a duplicate claim from a racy server)."""
         now = time.time()
         with self._tx() as db:
+            # A delivered job handed out again (its lease expired server-side) is ours anew.
             cur = db.execute(
-                "INSERT OR IGNORE INTO jobs(job_id, content_type, job_json, phase, claimed_at,"
-                " updated_at) VALUES (?, ?, ?, 'claimed', ?, ?)",
+                "INSERT INTO jobs(job_id, content_type, job_json, phase, claimed_at, updated_at)"
+                " VALUES (?, ?, ?, 'claimed', ?, ?) ON CONFLICT(job_id) DO UPDATE SET"
+                " phase = 'claimed', job_json = excluded.job_json, result_json = NULL,"
+                " attempts = 0, crashes = 0, submit_tries = 0, next_try_at = 0,"
+                " claimed_at = excluded.claimed_at, updated_at = excluded.updated_at"
+                " WHERE jobs.phase = 'delivered'",
                 (job_id, content_type, json.dumps(job), now, now),
             )
             return cur.rowcount == 1

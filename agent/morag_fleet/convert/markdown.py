@@ -50,3 +50,31 @@ def document_markdown(
 def segment_lines(segments: Iterable[tuple[float, str]], long_media: bool) -> list[str]:
     """One `[MM:SS] text` line per segment (`[HH:MM:SS]` when the medium reaches one hour)."""
     return [f"[{format_timestamp(start, long_media)}] {text.strip()}" for start, text in segments]
+
+
+# Keys MoRAG sets itself; ours would override them (a worker temp path as source, a wrong job id).
+FORBIDDEN_METADATA_KEYS = ("source_path", "remote_job_id")
+
+
+def job_metadata(job_info: Mapping[str, Any], content_type: str) -> dict[str, Any]:
+    """The per-job keys every result carries, taken from what the agent knows about the job."""
+    metadata: dict[str, Any] = {"content_type": content_type}
+    for key in ("file_name", "mime_type", "file_size", "checksum"):
+        if job_info.get(key) not in (None, ""):
+            metadata[key] = job_info[key]
+    return metadata
+
+
+def clean_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Drops empty values and the keys MoRAG must keep its own values for."""
+    return {
+        key: value
+        for key, value in metadata.items()
+        if key not in FORBIDDEN_METADATA_KEYS and value not in (None, "", [], {})
+    }
+
+
+def topic_header(title: str, start: float) -> str:
+    """`# <Topic> [<start seconds>]`, the header MoRAG's chunker splits audio/video topics on."""
+    clean = " ".join(title.split()) or "Untitled"
+    return f"# {clean} [{int(start)}]"

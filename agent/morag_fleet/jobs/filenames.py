@@ -16,7 +16,7 @@ from email.utils import collapse_rfc2231_value
 
 MAX_NAME_BYTES = 200  # well under the 255 bytes most filesystems allow, room for suffixes
 MAX_EXT_CHARS = 16
-_EXTENSION = re.compile(r"\.([A-Za-z0-9][A-Za-z0-9_+-]{0,%d})$" % (MAX_EXT_CHARS - 1))
+_EXTENSION = re.compile(rf"\.([A-Za-z0-9][A-Za-z0-9_+-]{{0,{MAX_EXT_CHARS - 1}}})$")
 _UNSAFE = re.compile(r'[<>:"/\\|?*]')
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
                      *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
@@ -106,3 +106,11 @@ def sanitize_filename(
     ext = ext or fallback_ext
     stem = _truncate_utf8(stem, MAX_NAME_BYTES - len(ext.encode("utf-8"))).rstrip(". ") or "source"
     return stem + ext
+
+
+def printable_name(raw: str | None, limit: int = 512) -> str:
+    """The server's name for display and metadata: no control characters, bounded length."""
+    if not raw:
+        return ""
+    text = "".join(ch for ch in raw if unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
+    return text[:limit]

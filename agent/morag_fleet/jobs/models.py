@@ -131,7 +131,7 @@ class DownloadedFile:
     """A complete source file inside the job's directory, with what was measured on the way."""
 
     path: Path
-    original_name: str  # the server's name, decoded but unsanitised (for display and metadata)
+    original_name: str  # the server's name, for display only: not a path, control chars removed
     size: int
     sha256: str
     mime_type: str  # the response's Content-Type, without parameters

@@ -176,7 +176,8 @@ class JobStore:
         return Job.from_row(row)
 
     def get(self, job_id: str) -> Job | None:
-        row = self._connection().execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        db = self._connection()
+        row = db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         return Job.from_row(row) if row else None
 
     def claim(

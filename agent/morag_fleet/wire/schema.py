@@ -13,7 +13,7 @@ from typing import Any
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 256 * 1024
 
-AGENT_KINDS = ("hello", "heartbeat", "event", "bye")
+AGENT_KINDS = ("hello", "heartbeat", "event", "bye", "ping")
 CONTROLLER_KINDS = ("ack", "command")
 AGENT_STATES = ("idle", "busy", "draining", "paused")
 COMMANDS = ("drain", "resume")
@@ -112,6 +112,7 @@ _BODY_CHECKS = {
     "heartbeat": _validate_heartbeat,
     "event": _validate_event,
     "bye": lambda body: None,
+    "ping": lambda body: None,
 }
 
 

@@ -15,7 +15,6 @@ class SystemStats:
 
     def __init__(self, disk_path: str | Path = "/") -> None:
         self._disk_path = str(disk_path) if Path(disk_path).exists() else "/"
-        self._process = psutil.Process()
         psutil.cpu_percent(interval=None)  # primes the counter so the first sample is real
         self._nvml: Any = None
         self._gpu_handles: list[Any] = []

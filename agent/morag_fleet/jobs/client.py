@@ -1,0 +1,379 @@
+"""The MoRAG remote-jobs API over one `requests.Session`, shared by every slot thread.
+
+Reads (poll, status, download, lease renewal) are retried on connection errors, timeouts, 408, 429
+and 5xx with capped jittered backoff that honours Retry-After, a bounded number of times, then
+raise `ApiUnavailable`. The result PUT is never retried here: MoRAG runs its whole ingestion inside
+that request, so after a timeout the caller must ask the job's status before sending it again.
+
+Thread safety: the client keeps no per-call state; the session's connection pool is sized for the
+slots, so one client serves all of them. The API key lives only in a `requests` auth object whose
+repr hides it, and every text taken from a server answer is scrubbed of it before it reaches a log
+line or an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from morag_fleet.jobs.download import SourceDownload
+from morag_fleet.jobs.errors import (
+    ApiAuthError,
+    ApiConflict,
+    ApiError,
+    ApiNotFound,
+    ApiProtocolError,
+    ApiUnavailable,
+    redact,
+)
+from morag_fleet.jobs.models import ConnectionReport, DownloadedFile, Job, JobResult
+from morag_fleet.jobs.retry import Backoff, parse_retry_after, wait_or_stop
+from morag_fleet.log import get_logger, register_secret
+from morag_fleet.settings import AgentSettings
+
+log = get_logger(__name__)
+
+API_PREFIX = "/api/v1/remote-jobs"
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_JSON_BYTES = 8 * 1024 * 1024  # an API answer larger than this is not MoRAG talking
+RETRYABLE_ERRORS = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """Adds the token per request. Being an auth object (not a session header) keeps it off
+    redirects to other hosts and stops ~/.netrc from replacing it."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(***)"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one call tries. `max_retry_after` is the longest Retry-After slept inside a
+    call; a server asking for more gets `ApiUnavailable(retry_after=...)` at once."""
+
+    max_attempts: int = 5
+    base: float = 0.5
+    cap: float = 10.0
+    max_retry_after: float = 60.0
+    download_resumes: int = 3
+
+
+class MoragClient:
+    """Poll, download, submit, status and lease calls against one API base URL."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        stop: threading.Event | None = None,
+        session: requests.Session | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.base_url = settings.api_base_url.rstrip("/")
+        self.stop = stop
+        self.retry = retry or RetryPolicy(
+            max_retry_after=min(60.0, settings.outbox_retry_max),
+            cap=min(10.0, settings.outbox_retry_max))
+        self._secret = settings.api_key or None
+        register_secret(self._secret)  # masked in every log event, whoever logs it
+        self._auth = _BearerAuth(settings.api_key) if settings.api_key else None
+        self._verify: bool | str = (settings.ca_bundle or True) if settings.verify_tls else False
+        self._session = session or self._new_session(settings.max_concurrent_jobs)
+
+    @staticmethod
+    def _new_session(slots: int) -> requests.Session:
+        session = requests.Session()
+        # retries are ours (backoff, Retry-After, stop event), so urllib3's are off
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(8, 2 * slots + 4), max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers["User-Agent"] = "morag-fleet-agent"
+        return session
+
+    def __repr__(self) -> str:
+        return f"MoragClient({self.base_url!r}, worker_id={self.settings.worker_id!r})"
+
+    def __enter__(self) -> MoragClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._session.close()
+
+    # ----- URLs -------------------------------------------------------------------------------
+
+    def api_url(self, path: str) -> str:
+        return f"{self.base_url}{API_PREFIX}{path}"
+
+    def job_url(self, job_id: str, action: str) -> str:
+        return self.api_url(f"/{quote(job_id, safe='')}/{action}")
+
+    def resolve(self, url: str) -> str:
+        """A source URL from a poll answer, made absolute. A path is taken relative to the API
+        base URL (so a base behind a path prefix still works); absolute URLs are kept."""
+        if url.startswith(("http://", "https://")):
+            return url
+        return self.base_url + ("" if url.startswith("/") else "/") + url
+
+    def _same_origin(self, url: str) -> bool:
+        mine, theirs = urlsplit(self.base_url), urlsplit(url)
+        return (mine.scheme, mine.netloc) == (theirs.scheme, theirs.netloc)
+
+    # ----- one request, with retries ----------------------------------------------------------
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        *,
+        retry: bool = True,
+        read_body: bool = True,
+        timeout: tuple[float, float] | None = None,
+        auth: bool = True,
+        **kwargs: Any,
+    ) -> tuple[requests.Response, bytes]:
+        """The first answer that is not worth retrying, with its body (bounded) when
+        `read_body`; otherwise the response is still open for streaming and the body is b"".
+        Raises ApiUnavailable when retries are exhausted, disabled, or `stop` is set."""
+        backoff = Backoff(base=self.retry.base, cap=self.retry.cap)
+        timeout = timeout or (self.settings.connect_timeout, self.settings.read_timeout)
+        attempt = 0
+        while True:
+            attempt += 1
+            failure = self._attempt(method, url, what, timeout, auth, read_body, kwargs)
+            if isinstance(failure, tuple):
+                return failure
+            last_try = not retry or attempt >= self.retry.max_attempts
+            too_long = (failure.retry_after or 0.0) > self.retry.max_retry_after
+            if last_try or too_long:
+                raise failure
+            delay = backoff.next(failure.retry_after)
+            log.warning("api_retry", call=what, attempt=attempt, delay=round(delay, 2),
+                        error=failure.message)
+            if wait_or_stop(delay, self.stop):
+                raise ApiUnavailable(f"{what}: stopped while waiting to retry ({failure.message})",
+                                     status=failure.status)
+
+    def _attempt(
+        self, method: str, url: str, what: str, timeout: tuple[float, float], auth: bool,
+        read_body: bool, kwargs: dict[str, Any],
+    ) -> tuple[requests.Response, bytes] | ApiUnavailable:
+        """One try: the response, or the retryable failure it amounted to."""
+        use_auth = self._auth if auth and self._same_origin(url) else None
+        try:
+            response = self._session.request(method, url, timeout=timeout, auth=use_auth,
+                                             verify=self._verify, stream=True, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            return ApiUnavailable(f"{what}: TLS failure: {self.scrub(exc)}")
+        except RETRYABLE_ERRORS as exc:
+            return ApiUnavailable(f"{what}: {self.scrub(exc)}")
+        except requests.exceptions.RequestException as exc:
+            raise ApiError(f"{what}: {self.scrub(exc)}") from None
+        if response.status_code in RETRY_STATUSES or response.status_code >= 500:
+            body = self._read_quietly(response)
+            return ApiUnavailable(
+                f"{what}: server answered {response.status_code}{self._detail(body)}",
+                status=response.status_code,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        if not read_body:
+            return response, b""
+        try:
+            return response, self._read_bounded(response, what)
+        except RETRYABLE_ERRORS as exc:
+            response.close()
+            return ApiUnavailable(f"{what}: answer cut off: {self.scrub(exc)}")
+
+    @staticmethod
+    def _read_bounded(response: requests.Response, what: str) -> bytes:
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > MAX_JSON_BYTES:
+                    raise ApiProtocolError(f"{what}: answer larger than {MAX_JSON_BYTES} bytes")
+        finally:
+            response.close()
+        return bytes(body)
+
+    def _read_quietly(self, response: requests.Response) -> bytes:
+        """A little of an error answer, for its message; errors reading it do not matter."""
+        try:
+            return response.raw.read(4096, decode_content=True) or b""
+        except Exception:  # the body of an error answer is optional detail
+            return b""
+        finally:
+            response.close()
+
+    def scrub(self, value: object, limit: int = 400) -> str:
+        """Text safe to show: no API key, no control characters, bounded length."""
+        text = redact(str(value), self._secret)
+        text = "".join(ch if ch.isprintable() else " " for ch in text)
+        return text[:limit]
+
+    def _detail(self, body: bytes) -> str:
+        """": <detail>" from an error answer (FastAPI's {"detail": ...}, else the text)."""
+        if not body:
+            return ""
+        text = body.decode("utf-8", errors="replace")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and "detail" in data:
+            detail = data["detail"]
+            text = detail if isinstance(detail, str) else json.dumps(detail)
+        return ": " + self.scrub(text, 300) if text.strip() else ""
+
+    def check(self, response: requests.Response, body: bytes, what: str) -> None:
+        """Raise the error a non-2xx status means."""
+        code = response.status_code
+        if 200 <= code < 300:
+            return
+        message = f"{what}: server answered {code}{self._detail(body)}"
+        if code in (401, 403):
+            hint = "" if self._auth else " (no api_key is set)"
+            raise ApiAuthError(message + hint, status=code)
+        if code == 404:
+            raise ApiNotFound(message, status=code)
+        if code == 409:
+            raise ApiConflict(message, status=code)
+        raise ApiProtocolError(message, status=code)
+
+    def parse_json(self, response: requests.Response, body: bytes, what: str) -> Any:
+        try:
+            return json.loads(body)
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no content type")
+            start = self.scrub(body[:80].decode("utf-8", errors="replace"), 80)
+            raise ApiProtocolError(
+                f"{what}: answer is not JSON ({kind}, starts {start!r})",
+                status=response.status_code) from None
+
+    def _json_object(self, method: str, url: str, what: str, **kwargs: Any) -> dict[str, Any]:
+        response, body = self.send(method, url, what, **kwargs)
+        self.check(response, body, what)
+        data = self.parse_json(response, body, what)
+        if not isinstance(data, dict):
+            raise ApiProtocolError(f"{what}: answer is not a JSON object",
+                                   status=response.status_code)
+        return data
+
+    # ----- the API ----------------------------------------------------------------------------
+
+    def poll(self, content_types: Sequence[str], wait: float = 0.0) -> Job | None:
+        """Claim at most one job. Always `max_jobs=1`: MoRAG claims as many as asked but returns
+        only the first, orphaning the rest. `wait` asks a long-polling server to hold the request;
+        servers without long polling ignore it."""
+        if not content_types:
+            raise ValueError("poll needs at least one content type")
+        params: dict[str, str | int] = {
+            "worker_id": self.settings.worker_id,
+            "content_types": ",".join(content_types),
+            "max_jobs": 1,
+        }
+        if wait > 0:
+            params["wait"] = f"{wait:g}"
+        timeout = (self.settings.connect_timeout, self.settings.read_timeout + max(wait, 0.0))
+        response, body = self.send("GET", self.api_url("/poll"), "poll", params=params,
+                                   timeout=timeout)
+        if response.status_code == 204:
+            return None
+        self.check(response, body, "poll")
+        return Job.from_poll(self.parse_json(response, body, "poll"))
+
+    def download(
+        self,
+        job: Job,
+        dest_dir: Path,
+        max_bytes: int | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> DownloadedFile:
+        """Stream the job's source into `dest_dir` (see `SourceDownload` for the guarantees)."""
+        url = self.resolve(job.source_file_url)
+        what = f"download {job.job_id}"
+
+        def fetch(offset: int) -> requests.Response:
+            headers = {"Accept-Encoding": "identity"}
+            if offset:
+                headers["Range"] = f"bytes={offset}-"
+            response, _ = self.send("GET", url, what, read_body=False, headers=headers)
+            if response.status_code >= 300:
+                body = self._read_quietly(response)
+                if response.status_code == 403 and b"processing" in body:
+                    # MoRAG's "not in processing state": the job is no longer ours
+                    raise ApiConflict(f"{what}: server answered 403{self._detail(body)}",
+                                      status=403)
+                self.check(response, body, what)
+            return response
+
+        def pause(resume: int) -> None:
+            delay = Backoff(base=self.retry.base, cap=self.retry.cap).next() * resume
+            if wait_or_stop(delay, self.stop):
+                raise ApiUnavailable(f"{what}: stopped while waiting to resume")
+
+        cap = self.settings.max_download_bytes if max_bytes is None else max_bytes
+        return SourceDownload(job.job_id, Path(dest_dir), cap, fetch, pause, progress,
+                              self.retry.download_resumes).run()
+
+    def submit_result(self, job_id: str, result: JobResult) -> dict[str, Any]:
+        """Send the result once. A timeout or connection error raises ApiUnavailable and must be
+        followed by `job_status` before any resubmission (MoRAG ingests inside this request)."""
+        timeout = (self.settings.connect_timeout, self.settings.submit_timeout)
+        return self._json_object("PUT", self.job_url(job_id, "result"), f"submit {job_id}",
+                                 json=result.to_json(), timeout=timeout, retry=False)
+
+    def job_status(self, job_id: str) -> dict[str, Any]:
+        data = self._json_object("GET", self.job_url(job_id, "status"), f"status {job_id}")
+        if not isinstance(data.get("status"), str):
+            raise ApiProtocolError(f"status {job_id}: answer has no 'status' string")
+        return data
+
+    def renew_lease(self, job_id: str) -> bool:
+        """Extend the lease on a server that has leases. False when the job is no longer ours
+        (404/409/410) or the server has no lease endpoint (404/405 on MoRAG)."""
+        what = f"renew lease {job_id}"
+        response, body = self.send("POST", self.job_url(job_id, "lease"), what,
+                                   params={"worker_id": self.settings.worker_id})
+        if response.status_code in (404, 405, 409, 410):
+            return False
+        self.check(response, body, what)
+        return True
+
+    def test_connection(self) -> ConnectionReport:
+        """Tell apart unreachable, TLS failure, auth refused and not-MoRAG without claiming a job
+        (see `probe.probe_api` for how)."""
+        from morag_fleet.jobs.probe import probe_api
+
+        return probe_api(self)
+
+    def get_once(self, url: str) -> tuple[requests.Response, bytes]:
+        """One GET with auth, timeouts and TLS settings, no retries; requests' own exceptions
+        pass through (the connection test classifies them)."""
+        response = self._session.request(
+            "GET", url, timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+            auth=self._auth if self._same_origin(url) else None, verify=self._verify,
+            stream=True)
+        return response, self._read_bounded(response, "GET")
