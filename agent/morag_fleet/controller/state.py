@@ -96,9 +96,10 @@ class FleetState:
 
     # ---- identity --------------------------------------------------------------------------
     def admit(self, name: str, key: str | None, routing_id: bytes, now: float) -> tuple[
-            AgentRecord, bool]:
-        """The agent's record for a message from `key`; (record, newly bound). Raises
-        IdentityRefused when the name belongs to another key that is still authorized."""
+            AgentRecord, bool, bool]:
+        """The agent's record for a message from `key`; (record, newly bound, back from lost or
+        offline). Raises IdentityRefused when the name belongs to another key that is still
+        authorized."""
         record = self.agents.get(name)
         if record is None:
             record = self.agents[name] = AgentRecord(name=name, key=key, first_seen=now)
@@ -111,10 +112,10 @@ class FleetState:
             bound = False
         record.routing_id = routing_id
         record.last_seen = now
-        if record.link != "online":
-            record.link = "online"
+        returned = record.link != "online"
+        record.link = "online"
         self.dirty.add(name)
-        return record, bound
+        return record, bound, returned
 
     # ---- message kinds ---------------------------------------------------------------------
     def on_hello(self, record: AgentRecord, msg: dict[str, Any]) -> None:

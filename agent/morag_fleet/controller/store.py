@@ -93,7 +93,8 @@ class Store:
 
     def events(self, after_id: int = 0, agent: str | None = None, limit: int = 100,
                job_id: str | None = None) -> list[dict[str, Any]]:
-        """Newest `limit` events with id > after_id, returned oldest first."""
+        """Events with id > after_id, oldest first: the newest `limit` of them when after_id is
+        0 (a history view), else the first `limit` after it (following, nothing skipped)."""
         clauses, params = ["id > ?"], [after_id]
         if agent:
             clauses.append("agent = ?")
@@ -102,8 +103,11 @@ class Store:
             clauses.append("job_id = ?")
             params.append(job_id)
         sql = (f"SELECT id, received, ts, agent, scope, name, job_id, body FROM events "
-               f"WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?")
+               f"WHERE {' AND '.join(clauses)} ORDER BY id {'ASC' if after_id else 'DESC'} "
+               "LIMIT ?")
         rows = self.db.execute(sql, [*params, limit]).fetchall()
+        if after_id:
+            rows.reverse()
         return [{"id": r[0], "received": r[1], "ts": r[2], "agent": r[3], "scope": r[4],
                  "name": r[5], "job_id": r[6], "body": json.loads(r[7])} for r in reversed(rows)]
 

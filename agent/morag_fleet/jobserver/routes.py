@@ -128,7 +128,8 @@ async def poll(
 
 @router.get("/_stats")
 async def stats(state: State) -> dict[str, int]:
-    return await run_in_threadpool(state.store.stats)
+    counts = await run_in_threadpool(state.store.stats)
+    return {**counts, "long_polls_waiting": state.signal.waiting}
 
 
 @router.get("/{job_id}/download")

@@ -123,8 +123,8 @@ class JobStore:
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
         self._local = threading.local()
+        self._connection().executescript(SCHEMA)  # executescript commits on its own
         with self._transaction() as db:
-            db.executescript(SCHEMA)
             db.executemany(
                 "INSERT OR IGNORE INTO counters (name, value) VALUES (?, 0)",
                 [(name,) for name in COUNTER_NAMES],

@@ -12,6 +12,7 @@ class JobSignal:
         self._condition = asyncio.Condition()
         self.generation = 0
         self.stopping = False
+        self.waiting = 0  # long polls held right now (a gauge for tests and benchmarks)
 
     async def notify(self) -> None:
         async with self._condition:
@@ -27,6 +28,13 @@ class JobSignal:
         """Wait until something happened after `generation`; False when the time ran out."""
         if timeout <= 0:
             return self.generation != generation
+        self.waiting += 1
+        try:
+            return await self._wait(generation, timeout)
+        finally:
+            self.waiting -= 1
+
+    async def _wait(self, generation: int, timeout: float) -> bool:
         async with self._condition:
             try:
                 await asyncio.wait_for(

@@ -22,8 +22,9 @@ def encode(message: dict[str, Any]) -> bytes:
     return msgpack.packb(message, use_bin_type=True)
 
 
-def decode(frame: bytes, max_bytes: int = MAX_FRAME_BYTES) -> Any:
-    """Decode one frame; every failure is a DecodeError with a short reason."""
+def decode(frame: bytes, max_bytes: int = MAX_FRAME_BYTES, max_items: int = 10_000) -> Any:
+    """Decode one frame; every failure is a DecodeError with a short reason. `max_items` bounds
+    arrays and maps (raised only for trusted local replies such as a 10,000-agent status)."""
     if len(frame) > max_bytes:
         raise DecodeError(f"frame of {len(frame)} bytes exceeds {max_bytes}")
     try:
@@ -35,8 +36,8 @@ def decode(frame: bytes, max_bytes: int = MAX_FRAME_BYTES) -> Any:
             max_buffer_size=max_bytes,
             max_str_len=max_bytes,
             max_bin_len=max_bytes,
-            max_array_len=10_000,
-            max_map_len=10_000,
+            max_array_len=max_items,
+            max_map_len=max_items,
         )
     except DecodeError:
         raise

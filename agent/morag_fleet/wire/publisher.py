@@ -300,8 +300,9 @@ class Publisher:
             self._send(sock, self._envelope("bye", {}))
 
     def _linger_ms(self) -> int:
-        return max(0, int((self._close_deadline - time.monotonic()) * 1000)) if self._stop.is_set() \
-            else 0
+        if not self._stop.is_set():
+            return 0
+        return max(0, int((self._close_deadline - time.monotonic()) * 1000))
 
 
 def probe_controller(settings: AgentSettings, timeout: float = 5.0) -> tuple[bool, str]:

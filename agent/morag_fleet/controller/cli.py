@@ -1,0 +1,222 @@
+"""`morag-fleet` sub-commands of the controller: the daemon itself, key generation, and the
+operator views and commands, which talk to a running controller over its local control socket."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from morag_fleet.controller import views
+from morag_fleet.controller.control import (
+    ControlClient,
+    ControlError,
+    ControllerUnavailable,
+    default_state_dir,
+)
+
+
+def register(subparsers: Any) -> None:
+    _register_controller(subparsers)
+    keys = subparsers.add_parser("keys", help="create a CURVE key pair (NAME.key, NAME.key_secret)")
+    keys.add_argument("--dir", type=Path, required=True, help="directory to write the pair to")
+    keys.add_argument("--name", required=True, help="NAME of the pair (agent name, controller)")
+    keys.set_defaults(func=cmd_keys)
+    _register_views(subparsers)
+
+
+def _register_controller(subparsers: Any) -> None:
+    p = subparsers.add_parser("controller", help="run the fleet controller")
+    p.add_argument("--bind", default="tcp://0.0.0.0:5555", help="ZeroMQ endpoint for agents")
+    p.add_argument("--state-dir", type=Path, default=None,
+                   help=f"history, keys and control socket (default {default_state_dir()})")
+    p.add_argument("--plaintext", action="store_true",
+                   help="no CURVE: any agent may connect and claim any name (local demo only)")
+    p.add_argument("--authorized-keys", type=Path, default=None,
+                   help="directory of agent public keys (default STATE_DIR/authorized_keys)")
+    p.add_argument("--secret-key", type=Path, default=None,
+                   help="controller secret key (default STATE_DIR/controller.key_secret, "
+                        "created on first start)")
+    p.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port")
+    p.add_argument("--metrics-addr", default="0.0.0.0", help="address for /metrics")
+    p.add_argument("--retention-days", type=float, default=30.0, help="keep events this long")
+    p.add_argument("--retention-events", type=int, default=200_000, help="keep at most this many")
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-format", default="auto", choices=("auto", "json", "console"))
+    p.set_defaults(func=cmd_controller)
+
+
+def _register_views(subparsers: Any) -> None:
+    def common(p: argparse.ArgumentParser, watch: bool = True) -> None:
+        p.add_argument("--state-dir", type=Path, default=None,
+                       help=f"the controller's state directory (default {default_state_dir()})")
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer")
+        if watch:
+            p.add_argument("--watch", nargs="?", type=float, const=2.0, default=None,
+                           metavar="SECONDS", help="redraw every SECONDS (default 2)")
+
+    for name, help_text in (("status", "one line per agent and a totals line"),
+                            ("agents", "agent details: key, content types, host load"),
+                            ("jobs", "active jobs fleet-wide with phase, progress and age")):
+        p = subparsers.add_parser(name, help=help_text)
+        common(p)
+        p.set_defaults(func=cmd_view, view=name)
+    p = subparsers.add_parser("events", help="event history; --follow for new ones")
+    common(p, watch=False)
+    p.add_argument("--agent", default=None, help="only this agent's events")
+    p.add_argument("--job", default=None, help="only this job's events")
+    p.add_argument("--limit", type=int, default=50, help="how many recent events to show")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    p.set_defaults(func=cmd_events)
+    for name, help_text in (("drain", "tell an agent to stop claiming (running jobs finish)"),
+                            ("resume", "tell a drained agent to claim again")):
+        p = subparsers.add_parser(name, help=help_text)
+        p.add_argument("agent", help="agent name as shown by `morag-fleet status`")
+        common(p, watch=False)
+        p.set_defaults(func=cmd_command, command_name=name)
+
+
+# ---- the daemon ---------------------------------------------------------------------------------
+
+
+def cmd_controller(args: argparse.Namespace) -> int:
+    from morag_fleet.controller.server import Controller, ControllerConfig, ControllerError
+    from morag_fleet.controller.store import Retention
+    from morag_fleet.log import configure_logging, get_logger
+
+    configure_logging(args.log_level, args.log_format)
+    log = get_logger("morag_fleet.controller")
+    config = ControllerConfig(
+        bind=args.bind, state_dir=args.state_dir or default_state_dir(),
+        plaintext=args.plaintext, authorized_keys=args.authorized_keys,
+        secret_key=args.secret_key, metrics_port=args.metrics_port,
+        metrics_addr=args.metrics_addr,
+        retention=Retention(args.retention_days * 86400, args.retention_events))
+    controller = Controller(config)
+    try:
+        controller.start()
+    except (ControllerError, ValueError, OSError) as exc:
+        log.error("controller_start_failed", error=str(exc))
+        print(f"morag-fleet controller: {exc}", file=sys.stderr)
+        controller.close()
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: controller.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: controller.request_stop())
+    signal.signal(signal.SIGHUP, lambda *_: controller.request_reload())
+    notifier = _systemd_notifier()
+    notifier("READY=1")
+    controller.on_tick = _watchdog(notifier)
+    try:
+        controller.serve()
+    finally:
+        notifier("STOPPING=1")
+        controller.close()
+    return 0
+
+
+def _systemd_notifier() -> Any:
+    """sd_notify when started by systemd (NOTIFY_SOCKET set), a no-op otherwise."""
+    import os
+
+    if not os.environ.get("NOTIFY_SOCKET"):
+        return lambda state: None
+    import sdnotify
+
+    return sdnotify.SystemdNotifier().notify
+
+
+def _watchdog(notify: Any) -> Any:
+    last = [0.0]
+
+    def tick() -> None:
+        now = time.monotonic()
+        if now - last[0] >= 1.0:
+            last[0] = now
+            notify("WATCHDOG=1")
+
+    return tick
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from morag_fleet.wire.keys import KeyFileError, create_key_pair
+
+    try:
+        public, secret = create_key_pair(args.dir, args.name)
+    except KeyFileError as exc:
+        print(f"morag-fleet keys: {exc}", file=sys.stderr)
+        return 1
+    print(f"public key: {public}  (give to the other side)")
+    print(f"secret key: {secret}  (mode 0600, stays on this host)")
+    return 0
+
+
+# ---- operator views -----------------------------------------------------------------------------
+
+
+RENDERERS = {"status": views.render_status, "agents": views.render_agents,
+             "jobs": views.render_jobs}
+
+
+def _client(args: argparse.Namespace) -> ControlClient:
+    return ControlClient(args.state_dir or default_state_dir(), timeout=args.timeout)
+
+
+def _fail(exc: Exception) -> int:
+    print(f"morag-fleet: {exc}", file=sys.stderr)
+    return 3 if isinstance(exc, ControllerUnavailable) else 1
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    client = _client(args)
+    while True:
+        try:
+            data = client.call(args.view)
+        except (ControllerUnavailable, ControlError, ValueError) as exc:
+            return _fail(exc)
+        text = json.dumps(data, indent=2) if args.json else RENDERERS[args.view](data)
+        if args.watch is None:
+            print(text)
+            return 0
+        sys.stdout.write("\x1b[H\x1b[2J" + time.strftime("%H:%M:%S ") + "\n" + text + "\n")
+        sys.stdout.flush()
+        time.sleep(args.watch)
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    client = _client(args)
+    request = {"agent": args.agent, "job": args.job, "limit": args.limit}
+    first = True
+    while True:
+        try:
+            events = client.call("events", **request)
+        except (ControllerUnavailable, ControlError, ValueError) as exc:
+            return _fail(exc)
+        if args.json:
+            for event in events:
+                print(json.dumps(event), flush=True)
+        elif events or first:
+            print(views.render_events(events, header=first), flush=True)
+        if not args.follow:
+            return 0
+        first = False
+        if events:
+            request["after"] = events[-1]["id"]
+        request["limit"] = 1000
+        time.sleep(0.5)
+
+
+def cmd_command(args: argparse.Namespace) -> int:
+    try:
+        result = _client(args).call(args.command_name, agent=args.agent)
+    except (ControllerUnavailable, ControlError, ValueError) as exc:
+        return _fail(exc)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.command_name} sent to {args.agent}")
+    return 0

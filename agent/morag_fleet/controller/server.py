@@ -1,0 +1,384 @@
+"""The controller daemon: a ROUTER socket for agents, the control socket for operators, and the
+housekeeping (lost detection, persistence, retention, key reloads) in one single-threaded loop.
+
+Every agent frame is validated before it touches the state; a bad one is counted under
+`rejected:<reason>` and dropped. Events are committed to SQLite before they are acknowledged, in
+batches, so ingest stays fast and an ack always means "on disk".
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from morag_fleet.controller import views
+from morag_fleet.controller.auth import AuthorizedKeys
+from morag_fleet.controller.control import ControlError, bind_control, serve_one
+from morag_fleet.controller.metrics import Metrics
+from morag_fleet.controller.state import AgentRecord, FleetState, IdentityRefused
+from morag_fleet.controller.store import PendingEvent, Retention, Store
+from morag_fleet.log import get_logger
+from morag_fleet.wire import codec, schema
+from morag_fleet.wire.keys import KeyFileError, create_key_pair, load_secret
+
+log = get_logger(__name__)
+
+BATCH = 2000
+HARD_FRAME_LIMIT = 4 * schema.MAX_FRAME_BYTES  # beyond this ZeroMQ drops the peer unread
+SAVE_EVERY = 5.0
+LOST_CHECK_EVERY = 0.5
+RETENTION_EVERY = 60.0
+KEYS_CHECK_EVERY = 2.0
+
+
+class ControllerError(RuntimeError):
+    """The controller cannot start; the message says what to fix."""
+
+
+@dataclass
+class ControllerConfig:
+    bind: str
+    state_dir: Path
+    plaintext: bool = False
+    authorized_keys: Path | None = None
+    secret_key: Path | None = None
+    metrics_port: int | None = None
+    metrics_addr: str = "0.0.0.0"
+    retention: Retention = field(default_factory=Retention)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.authorized_keys or self.state_dir / "authorized_keys"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.secret_key or self.state_dir / "controller.key_secret"
+
+
+class Controller:
+    def __init__(self, config: ControllerConfig) -> None:
+        self.config = config
+        self.ctx = zmq.Context()
+        self.auth: AuthorizedKeys | None = None
+        self.state = FleetState(self._is_authorized)
+        self.store: Store | None = None
+        self.metrics = Metrics(self.state)
+        self.started = time.time()
+        self._stop = False
+        self._reload = False
+        self._user_ids: dict[bytes, str | None] = {}
+        self._lock_file: Any = None
+        self._timers = dict.fromkeys(("save", "lost", "retention", "keys"), 0.0)
+        self.on_tick: Callable[[], None] | None = None
+
+    # ---- start and stop -----------------------------------------------------------------------
+    def start(self) -> None:
+        self._prepare_state_dir()
+        self.store = Store(self.config.state_dir / "controller.sqlite", self.config.retention)
+        self.state.load(self.store.load_agents())
+        self.router = self._bind_router()
+        self.control = bind_control(self.ctx, self.config.state_dir)
+        if self.config.metrics_port is not None:
+            self.metrics.serve(self.config.metrics_port, self.config.metrics_addr)
+        log.info("controller_started", bind=self.config.bind, curve=not self.config.plaintext,
+                 agents_known=len(self.state.agents), metrics_port=self.config.metrics_port)
+
+    def _prepare_state_dir(self) -> None:
+        state_dir = self.config.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock_file = open(state_dir / "controller.lock", "w")  # noqa: SIM115 - held
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ControllerError(f"another controller is running with state dir {state_dir}")\
+                from None
+
+    def _bind_router(self) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 1000)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        sock.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
+        sock.setsockopt(zmq.RCVHWM, 10_000)
+        sock.setsockopt(zmq.SNDHWM, 1000)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 10_000)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 30_000)
+        sock.setsockopt(zmq.BACKLOG, 1024)
+        if not self.config.plaintext:
+            self._setup_curve(sock)
+        try:
+            sock.bind(self.config.bind)
+        except zmq.ZMQError as exc:
+            raise ControllerError(f"cannot bind {self.config.bind}: {exc}") from None
+        return sock
+
+    def _setup_curve(self, sock: zmq.Socket) -> None:
+        keys_dir = self.config.keys_dir
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        secret_path = self.config.secret_key_path
+        if not secret_path.exists():
+            if self.config.secret_key is not None:
+                raise ControllerError(f"secret key file {secret_path} does not exist "
+                                      f"(create it with `morag-fleet keys`)")
+            create_key_pair(secret_path.parent, secret_path.name.removesuffix(".key_secret"))
+            log.info("controller_key_created", public_key=str(secret_path.with_suffix(".key")),
+                     hint="copy the .key file to every agent as controller_public_key")
+        try:
+            public, secret = load_secret(secret_path)
+        except KeyFileError as exc:
+            raise ControllerError(str(exc)) from None
+        self.auth = AuthorizedKeys(self.ctx, keys_dir)
+        self.auth.start()
+        sock.curve_server = True
+        sock.curve_publickey = public
+        sock.curve_secretkey = secret
+
+    def request_stop(self) -> None:
+        self._stop = True
+
+    def request_reload(self) -> None:
+        self._reload = True
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.save_agents(self.state.agents.values())
+            self.store.close()
+        if self.auth is not None:
+            self.auth.stop()
+        self.metrics.close()
+        self.ctx.destroy(linger=200)
+        if self._lock_file is not None:
+            self._lock_file.close()
+        log.info("controller_stopped")
+
+    # ---- the loop -------------------------------------------------------------------------------
+    def serve(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.control, zmq.POLLIN)
+        while not self._stop:
+            ready = dict(poller.poll(100))
+            if self.router in ready:
+                self.ingest()
+            if self.control in ready:
+                serve_one(self.control, self.control_handlers())
+            self.housekeeping(time.time())
+
+    def ingest(self, max_messages: int = BATCH) -> int:
+        """Read up to `max_messages` waiting frames; commit their events, then ack."""
+        events: list[PendingEvent] = []
+        acks: dict[bytes, AgentRecord | None] = {}
+        handled = 0
+        for _ in range(max_messages):
+            frames = self._recv(events, acks)
+            if frames is None:
+                break
+            handled += 1
+        sessions = {}
+        for pending in events:
+            record = self.state.agents.get(pending.agent)
+            if record is not None and pending.body.get("by") != "controller":
+                sessions[record.name] = (record.sid, record.last_seq)
+        if events:
+            assert self.store is not None
+            self.store.record_events(events, sessions)
+        self._send_acks(acks)
+        return handled
+
+    def _recv(self, events: list[PendingEvent], acks: dict[bytes, AgentRecord | None]) -> Any:
+        try:
+            routing_id = self.router.recv(zmq.DONTWAIT)
+        except zmq.Again:
+            return None
+        if not self.router.getsockopt(zmq.RCVMORE):
+            self.state.count("rejected:frames")
+            return True
+        user_id = self._user_ids.get(routing_id, "")
+        if user_id == "":
+            frame = self.router.recv(copy=False)
+            payload = frame.bytes
+            user_id = self._remember_user(routing_id, frame)
+        else:
+            payload = self.router.recv()
+        if self.router.getsockopt(zmq.RCVMORE):
+            while self.router.getsockopt(zmq.RCVMORE):
+                self.router.recv()
+            self.state.count("rejected:frames")
+            return True
+        self.handle(routing_id, user_id, payload, events, acks)
+        return True
+
+    def _remember_user(self, routing_id: bytes, frame: zmq.Frame) -> str | None:
+        if len(self._user_ids) > 200_000:
+            self._user_ids.clear()
+        user_id = None
+        if not self.config.plaintext:
+            try:
+                user_id = frame.get("User-Id")
+            except zmq.ZMQError:
+                user_id = None
+        self._user_ids[routing_id] = user_id
+        return user_id
+
+    def handle(self, routing_id: bytes, user_id: str | None, payload: bytes,
+               events: list[PendingEvent], acks: dict[bytes, AgentRecord | None]) -> None:
+        """Validate one agent frame and apply it. Never raises for anything a peer can send."""
+        if len(payload) > schema.MAX_FRAME_BYTES:
+            self.state.count("rejected:oversize")
+            return
+        try:
+            msg = schema.validate(codec.decode(payload))
+        except codec.DecodeError:
+            self.state.count("rejected:decode")
+            return
+        except schema.SchemaError:
+            self.state.count("rejected:schema")
+            return
+        kind = msg["kind"]
+        if kind == "ping":
+            self.state.count("frame:ping")
+            acks[routing_id] = None
+            return
+        now = time.time()
+        try:
+            record, bound, returned = self.state.admit(msg["agent"], user_id, routing_id, now)
+        except IdentityRefused:
+            self.state.count("rejected:identity")
+            log.warning("identity_refused", agent=msg["agent"], key=user_id)
+            return
+        self.state.count("frame:" + kind)
+        if bound and self.store is not None:
+            self.store.save_agents([record])
+        if returned:
+            events.append(self._controller_event(record.name, "reconnected", now))
+        self._apply(record, msg, events)
+        acks[routing_id] = record
+
+    def _apply(self, record: AgentRecord, msg: dict[str, Any],
+               events: list[PendingEvent]) -> None:
+        kind = msg["kind"]
+        if kind == "heartbeat":
+            self.state.on_heartbeat(record, msg)
+        elif kind == "event":
+            new, outcome = self.state.on_event(record, msg)
+            if new:
+                events.append(PendingEvent(record.name, msg["ts"], msg["body"]))
+            else:
+                self.state.count("duplicate:event")
+            if outcome is not None:
+                self.metrics.job_finished(outcome)
+        elif kind == "hello":
+            self.state.on_hello(record, msg)
+            events.append(self._controller_event(record.name, "hello", msg["ts"], {
+                "host": record.host, "version": record.version, "slots": record.slots_total}))
+        elif kind == "bye":
+            self.state.on_bye(record)
+            events.append(self._controller_event(record.name, "bye", msg["ts"]))
+
+    @staticmethod
+    def _controller_event(agent: str, name: str, ts: float,
+                          extra: dict[str, Any] | None = None) -> PendingEvent:
+        return PendingEvent(agent, ts, {"scope": "agent", "name": name, "by": "controller",
+                                        **(extra or {})})
+
+    def _send_acks(self, acks: dict[bytes, AgentRecord | None]) -> None:
+        for routing_id, record in acks.items():
+            ack: dict[str, Any] = {"v": schema.PROTOCOL_VERSION, "kind": "ack", "seq": 0}
+            if record is not None:
+                ack["seq"], ack["sid"] = record.last_seq, record.sid
+                if not record.has_hello:
+                    ack["hello"] = True
+            try:
+                self.router.send_multipart([routing_id, codec.encode(ack)], zmq.DONTWAIT)
+            except zmq.ZMQError:  # peer gone or its queue full: it resends, we re-ack later
+                self.state.count("ack:undeliverable")
+
+    # ---- housekeeping -------------------------------------------------------------------------
+    def housekeeping(self, now: float) -> None:
+        if self._due("lost", now, LOST_CHECK_EVERY):
+            lost = self.state.find_lost(now)
+            if lost and self.store is not None:
+                self.store.record_events(
+                    [self._controller_event(r.name, "lost", now) for r in lost], {})
+                for record in lost:
+                    log.warning("agent_lost", agent=record.name, last_seen=record.last_seen)
+        if self._due("save", now, SAVE_EVERY):
+            self.flush()
+        if self._due("retention", now, RETENTION_EVERY) and self.store is not None:
+            self.store.apply_retention(now)
+            self._forget_old_agents(now)
+        if self.auth is not None and (self._reload or self._due("keys", now, KEYS_CHECK_EVERY)):
+            if self._reload:
+                self.auth.reload()
+            else:
+                self.auth.reload_if_changed()
+            self._reload = False
+        if self.on_tick is not None:
+            self.on_tick()
+
+    def _due(self, timer: str, now: float, every: float) -> bool:
+        if now - self._timers[timer] < every:
+            return False
+        self._timers[timer] = now
+        return True
+
+    def flush(self) -> None:
+        if self.store is not None and self.state.dirty:
+            names, self.state.dirty = self.state.dirty, set()
+            self.store.save_agents(self.state.agents[n] for n in names if n in self.state.agents)
+
+    def _forget_old_agents(self, now: float) -> None:
+        cutoff = now - self.config.retention.max_age_s
+        for name in [n for n, r in self.state.agents.items() if r.last_seen < cutoff]:
+            del self.state.agents[name]
+
+    def _is_authorized(self, key: str) -> bool:
+        return self.auth is None or self.auth.is_authorized(key)
+
+    # ---- control requests ---------------------------------------------------------------------
+    def control_handlers(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
+        return {
+            "status": lambda args: views.status_data(self.state, self.info()),
+            "agents": lambda args: views.agents_data(
+                self.state, self.auth.names if self.auth else {}),
+            "jobs": lambda args: views.jobs_data(self.state),
+            "events": self._events,
+            "drain": lambda args: self.command(args.get("agent"), "drain"),
+            "resume": lambda args: self.command(args.get("agent"), "resume"),
+            "stats": lambda args: {**self.info(), "counts": dict(self.state.counts)},
+        }
+
+    def info(self) -> dict[str, Any]:
+        return {"bind": self.config.bind, "curve": not self.config.plaintext,
+                "started": self.started, "pid": os.getpid(),
+                "agents": len(self.state.agents)}
+
+    def _events(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        assert self.store is not None
+        return self.store.events(after_id=int(args.get("after") or 0), agent=args.get("agent"),
+                                 limit=min(int(args.get("limit") or 50), 10_000),
+                                 job_id=args.get("job"))
+
+    def command(self, agent: Any, name: str) -> dict[str, Any]:
+        """Send drain/resume to a connected agent on its current connection."""
+        record = self.state.agents.get(agent) if isinstance(agent, str) else None
+        if record is None:
+            raise ControlError(f"unknown agent {agent!r}")
+        if record.link != "online" or record.routing_id is None:
+            raise ControlError(f"agent {agent} is {record.status}; {name} was not sent")
+        message = {"v": schema.PROTOCOL_VERSION, "kind": "command", "name": name, "body": {},
+                   "ts": time.time()}
+        try:
+            self.router.send_multipart([record.routing_id, codec.encode(message)], zmq.DONTWAIT)
+        except zmq.ZMQError as exc:
+            raise ControlError(f"agent {agent} could not be reached: {exc}") from None
+        assert self.store is not None
+        self.store.record_events([self._controller_event(agent, "command", time.time(),
+                                                         {"command": name})], {})
+        return {"agent": agent, "command": name, "sent": True}

@@ -1,0 +1,156 @@
+"""What the operator sees: plain data built from the fleet state on the controller (that is what
+`--json` prints) and the tables rendered from that same data by the CLI, so both always agree."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from morag_fleet.controller.state import AgentRecord, FleetState
+
+# ---- data (built inside the controller) ---------------------------------------------------
+
+
+def _gpu_summary(gpus: list[dict[str, Any]]) -> dict[str, Any] | None:
+    usable = [g for g in gpus if isinstance(g, dict) and "util" in g]
+    if not usable:
+        return None
+    return {"count": len(usable),
+            "util": round(sum(g["util"] for g in usable) / len(usable), 1),
+            "memory_used_mb": sum(g.get("memory_used_mb", 0) for g in usable),
+            "memory_total_mb": sum(g.get("memory_total_mb", 0) for g in usable)}
+
+
+def agent_row(record: AgentRecord) -> dict[str, Any]:
+    return {"agent": record.name, "host": record.host, "state": record.status,
+            "slots_used": record.slots_used, "slots_total": record.slots_total,
+            "active_jobs": len(record.jobs) if record.link == "online" else 0,
+            "done": record.counters.get("completed", 0),
+            "failed": record.counters.get("failed", 0), "gpu": _gpu_summary(record.gpus),
+            "outbox_depth": record.outbox_depth, "last_seen": record.last_seen,
+            "version": record.version}
+
+
+def status_data(state: FleetState, controller: dict[str, Any]) -> dict[str, Any]:
+    rows = [agent_row(r) for r in sorted(state.agents.values(), key=lambda r: r.name)]
+    online = [r for r in rows if r["state"] not in ("lost", "offline", "unknown")]
+    totals = {"agents": len(rows), "online": len(online),
+              "lost": sum(1 for r in rows if r["state"] == "lost"),
+              "slots_used": sum(r["slots_used"] for r in online),
+              "slots_total": sum(r["slots_total"] for r in online),
+              "active_jobs": sum(r["active_jobs"] for r in rows),
+              "done": sum(r["done"] for r in rows), "failed": sum(r["failed"] for r in rows)}
+    return {"controller": controller, "agents": rows, "totals": totals}
+
+
+def agents_data(state: FleetState, key_names: dict[str, str]) -> list[dict[str, Any]]:
+    result = []
+    for record in sorted(state.agents.values(), key=lambda r: r.name):
+        data = record.to_dict()
+        data["key_name"] = key_names.get(record.key or "")
+        result.append(data)
+    return result
+
+
+def jobs_data(state: FleetState, now: float | None = None) -> list[dict[str, Any]]:
+    now = time.time() if now is None else now
+    jobs = []
+    for record in state.agents.values():
+        if record.link != "online":
+            continue
+        for job in record.jobs.values():
+            started = job.get("started_at")
+            age = now - started if isinstance(started, (int, float)) else None
+            jobs.append({**job, "agent": record.name, "age": age})
+    return sorted(jobs, key=lambda j: (j["agent"], j["job_id"]))
+
+
+# ---- rendering (in the CLI) -----------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in row]
+                                           for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+             for row in cells]
+    return "\n".join(lines)
+
+
+def ago(ts: float | None, now: float | None = None) -> str:
+    if not ts:
+        return "never"
+    return duration(max(0.0, (time.time() if now is None else now) - ts)) + " ago"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def _gpu_cell(gpu: dict[str, Any] | None) -> str:
+    if not gpu:
+        return "-"
+    return (f"{gpu['util']:.0f}% {gpu['memory_used_mb'] / 1024:.1f}/"
+            f"{gpu['memory_total_mb'] / 1024:.0f}G")
+
+
+def render_status(data: dict[str, Any]) -> str:
+    headers = ("AGENT", "HOST", "STATE", "SLOTS", "ACTIVE", "DONE", "FAILED", "GPU",
+               "LAST SEEN", "VERSION")
+    rows = [(a["agent"], a["host"], a["state"], f"{a['slots_used']}/{a['slots_total']}",
+             a["active_jobs"], a["done"], a["failed"], _gpu_cell(a["gpu"]),
+             ago(a["last_seen"]), a["version"]) for a in data["agents"]]
+    t = data["totals"]
+    rows.append((f"TOTAL {t['agents']}", "", f"{t['online']} up, {t['lost']} lost",
+                 f"{t['slots_used']}/{t['slots_total']}", t["active_jobs"], t["done"],
+                 t["failed"], "", "", ""))
+    return table(headers, rows)
+
+
+def render_agents(agents: list[dict[str, Any]]) -> str:
+    headers = ("AGENT", "HOST", "STATE", "KEY", "TYPES", "CPU%", "MEM%", "DISK%", "OUTBOX",
+               "PID", "FIRST SEEN")
+    rows = []
+    for a in agents:
+        host = a.get("host_stats") or {}
+        rows.append((a["name"], a["host"], a["status"], a.get("key_name") or
+                     (a["key"][:8] + "…" if a.get("key") else "-"),
+                     ",".join(a.get("content_types") or []) or "-", host.get("cpu_percent"),
+                     host.get("memory_percent"), host.get("disk_percent"), a["outbox_depth"],
+                     a.get("pid"), ago(a.get("first_seen"))))
+    return table(headers, rows)
+
+
+def render_jobs(jobs: list[dict[str, Any]]) -> str:
+    headers = ("JOB", "AGENT", "TYPE", "PHASE", "PROGRESS", "AGE")
+    rows = [(j["job_id"], j["agent"], j.get("content_type") or "-", j.get("phase") or "-",
+             "-" if j.get("progress") is None else f"{100 * float(j['progress']):.0f}%",
+             duration(j.get("age"))) for j in jobs]
+    return table(headers, rows) if rows else "no active jobs"
+
+
+EVENT_DETAIL_SKIP = ("scope", "name", "job_id")
+
+
+def event_line(event: dict[str, Any]) -> tuple[str, ...]:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event["received"]))
+    details = " ".join(f"{k}={v}" for k, v in event["body"].items()
+                       if k not in EVENT_DETAIL_SKIP)
+    return (when, event["agent"], event["name"], event.get("job_id") or "-", details)
+
+
+def render_events(events: list[dict[str, Any]], header: bool = True) -> str:
+    rows = [event_line(e) for e in events]
+    if not header:
+        return "\n".join("  ".join(row).rstrip() for row in rows)
+    return table(("TIME", "AGENT", "EVENT", "JOB", "DETAILS"), rows) if rows else "no events"

@@ -1,0 +1,93 @@
+"""Video files -> MoRAG's video layout: PyAV metadata, ffmpeg audio extraction, whisper transcript.
+
+A video without an audio track is a valid video: it gets its metadata and a note, not a failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from morag_fleet.convert.audio import AudioConverter, transcript_lines, transcript_metadata
+from morag_fleet.convert.base import Availability, ConversionResult, ProgressCallback
+from morag_fleet.convert.markdown import bullets, clean_metadata, format_duration, job_metadata
+from morag_fleet.convert.media import MediaInfo, keyframe_times, probe, tool_availability
+from morag_fleet.convert.whisper import Transcript
+
+DEFAULT_MAX_KEYFRAMES = 50
+NO_AUDIO_NOTE = "The video has no audio track; there is no transcript."
+
+
+class VideoConverter:
+    """Delegates the audio to an AudioConverter it owns, so the model stays cached per slot."""
+
+    name = "ffmpeg+faster-whisper"
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.audio = AudioConverter(options)
+
+    def available(self) -> Availability:
+        try:
+            import av  # noqa: F401
+        except ImportError:
+            return Availability(False, "PyAV not installed (pip extra 'video')")
+        tools = tool_availability("ffmpeg")
+        return tools if not tools.ok else self.audio.available()
+
+    def convert(
+        self,
+        source: Path,
+        options: Mapping[str, Any],
+        job_info: Mapping[str, Any],
+        progress: ProgressCallback,
+    ) -> ConversionResult:
+        info = probe(source)
+        file_name = str(job_info.get("file_name") or source.name)
+        transcript = self.audio.transcribe(source, options, progress) if info.has_audio else None
+        metadata = job_metadata(job_info, "video") | video_metadata(info)
+        metadata["title"] = info.tags.get("title") or Path(file_name).stem
+        metadata["file_extension"] = source.suffix.lstrip(".").lower()
+        if transcript is not None:
+            metadata |= transcript_metadata(transcript)
+            metadata["duration"] = info.duration or transcript.duration
+        else:
+            metadata["note"] = NO_AUDIO_NOTE
+        if options.get("keyframes"):
+            limit = int(options.get("max_keyframes", DEFAULT_MAX_KEYFRAMES))
+            metadata["keyframe_times"] = keyframe_times(source, limit)
+        progress(1.0, "done")
+        return ConversionResult(video_markdown(file_name, info, transcript),
+                                clean_metadata(metadata))
+
+
+def video_metadata(info: MediaInfo) -> dict[str, Any]:
+    return {
+        "duration": round(info.duration, 3) if info.duration else None,
+        "format": info.format_name,
+        "video_codec": info.video_codec,
+        "audio_codec": info.audio_codec,
+        "width": info.width,
+        "height": info.height,
+        "frame_rate": info.frame_rate,
+        "has_audio": info.has_audio,
+    }
+
+
+def video_markdown(file_name: str, info: MediaInfo, transcript: Transcript | None) -> str:
+    facts = {
+        "Duration": format_duration(info.duration) if info.duration else None,
+        "Resolution": f"{info.width}x{info.height}" if info.width else None,
+        "Frame Rate": info.frame_rate,
+        "Video Codec": info.video_codec,
+        "Audio Codec": info.audio_codec or "none",
+        "Language": transcript.language if transcript else None,
+    }
+    if transcript is None:
+        body = f"_{NO_AUDIO_NOTE}_"
+    else:
+        body = "\n".join(transcript_lines(transcript)) or "_No speech detected._"
+    return (
+        f"# Video Analysis: {file_name}\n\n## Video Information\n\n{bullets(facts)}\n\n"
+        f"## Transcript\n\n{body}\n"
+    )
