@@ -40,8 +40,10 @@ def redact_secrets(
     return event
 
 
-def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None) -> None:
-    """`fmt` is auto (console on a TTY, JSON otherwise), json or console."""
+def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None,
+                      **static: Any) -> None:
+    """`fmt` is auto (console on a TTY, JSON otherwise), json or console. `static` fields (the
+    worker id) go into every event from every thread."""
     stream = stream or sys.stderr
     use_console = fmt == "console" or (fmt == "auto" and stream.isatty())
     renderer: Any = (
@@ -52,6 +54,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _add_static(static),
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -62,6 +65,15 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+
+
+def _add_static(fields: dict[str, Any]) -> Any:
+    def processor(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Any:
+        for key, value in fields.items():
+            event.setdefault(key, value)
+        return event
+
+    return processor
 
 
 def get_logger(name: str) -> Any:

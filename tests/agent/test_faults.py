@@ -44,10 +44,12 @@ def test_api_down_during_submit_result_arrives_once(jobserver, make_agent, make_
 
 def test_download_outage_is_retried(jobserver, make_agent, make_doc) -> None:
     job_id = jobserver.upload(make_doc("d.txt", "downloaded eventually"), "document")
+    # more failures than one call's own retries: the runner keeps the job and tries again
     jobserver.set_faults([{"method": "GET", "path_regex": r"/download$", "status": 503,
-                           "count": 3}])
+                           "count": 7}])
     agent = make_agent(jobserver.url)
     assert final(jobserver, job_id)["status"] == "completed"
+    assert agent.find("api_retry")
     assert agent.find("download_retry", job_id=job_id)
 
 

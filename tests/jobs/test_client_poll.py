@@ -17,7 +17,7 @@ from morag_fleet.jobs.errors import (
 )
 from morag_fleet.jobs.models import Job
 
-from .conftest import TOKEN, Req, make_client
+from .loopback import TOKEN, Req, make_client
 
 JOB = {"job_id": "5d0c1e9a-3b7f-4a2e-8c61-9f4d2b7e0a13",
        "source_file_url": "/api/v1/remote-jobs/5d0c1e9a-3b7f-4a2e-8c61-9f4d2b7e0a13/download",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from morag_fleet.jobs.client import RetryPolicy
 from morag_fleet.jobs.errors import ApiConflict, ApiNotFound, ApiUnavailable, DownloadError
 from morag_fleet.jobs.models import Job
 
-from .conftest import TOKEN, Req, make_client
+from .loopback import TOKEN, Req, make_client
 
 JOB_ID = "8e4b2c1d-7f3a-4d5e-9b6c-0a1f2e3d4c5b"
 JOB = Job(JOB_ID, f"/api/v1/remote-jobs/{JOB_ID}/download", "audio", {})
@@ -81,7 +82,7 @@ HOSTILE = [
     ('attachment; filename="a\x00b.mp3"', None),  # a NUL in a header: name or fallback, safe
     ("attachment; filename*=utf-8''..%2F..%2Fescape.mp3", "escape.mp3"),
     ("attachment; filename*=utf-8''%2Fetc%2Fshadow", "shadow"),
-    ("attachment; filename*=utf-8''%00%2E%2E%2Fnul.wav", "nul.wav"),
+    ("attachment; filename*=utf-8''%00%2E%2E%2Fnul.wav", "_nul.wav"),  # NUL is a DOS device
     ("attachment; filename*=x-mac-bogus''caf%E9%2F..%2Fz.pdf", "z.pdf"),
     ('attachment; filename="safe.mp3"; filename*=utf-8\'\'..%2F..%2Fwins.mp3', "wins.mp3"),
     ('attachment; filename="' + "A" * 4096 + '.mp3"', None),
@@ -160,7 +161,9 @@ def test_an_unannounced_oversize_is_cut_off_while_streaming(serve, job_dir: Path
     with make_client(server.url) as client, pytest.raises(DownloadError, match="exceeds the cap"):
         client.download(JOB, job_dir, max_bytes=2 * 1024 * 1024)
     assert all_files(job_dir) == []
-    server.__exit__()
+    deadline = time.monotonic() + 20  # the server notices the hang-up on its next write
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert sent and sent[0] < 128 * 1024 * 1024  # abandoned early, not read to the end
 
 
@@ -186,8 +189,14 @@ def test_truncation_without_range_support_fails_and_leaves_nothing(serve, job_di
     assert len(server.seen) == 1 + 3  # the first try and three resumes
 
 
+def range_offset(seen_headers: dict[str, str]) -> int:
+    match = RANGE.match(seen_headers.get("Range", ""))
+    assert match, f"no Range in {seen_headers}"
+    return int(match[1])
+
+
 def test_truncation_is_resumed_with_range(serve, job_dir: Path) -> None:
-    cut = 1024 * 1024 + 777
+    cut = 2 * 1024 * 1024 + 777
 
     def handle(req: Req) -> None:
         if req.index == 0:
@@ -202,7 +211,8 @@ def test_truncation_is_resumed_with_range(serve, job_dir: Path) -> None:
     assert got.sha256 == hashlib.sha256(PAYLOAD).hexdigest() and got.size == len(PAYLOAD)
     assert got.path.read_bytes() == PAYLOAD
     assert "Range" not in server.seen[0].headers
-    assert server.seen[1].headers["Range"] == f"bytes={cut}-"
+    # resumed from what reached the disk: whole chunks, never more than was sent
+    assert 0 < range_offset(server.seen[1].headers) <= cut
     assert len(server.seen) == 2
 
 
@@ -210,7 +220,7 @@ def test_several_drops_are_each_resumed(serve, job_dir: Path) -> None:
     def handle(req: Req) -> None:
         match = RANGE.match(req.header("Range") or "")
         start = int(match[1]) if match else 0
-        end = min(len(PAYLOAD), start + 700_000)
+        end = min(len(PAYLOAD), start + 1_500_000)
         headers = octet_headers({"Content-Length": str(len(PAYLOAD) - start)})
         if start:
             headers["Content-Range"] = f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}"
@@ -223,7 +233,9 @@ def test_several_drops_are_each_resumed(serve, job_dir: Path) -> None:
     with make_client(server.url, retry=policy) as client:
         got = client.download(JOB, job_dir)
     assert got.sha256 == hashlib.sha256(PAYLOAD).hexdigest()
-    assert len(server.seen) == 5  # 3.01 MiB in 700 kB pieces
+    assert len(server.seen) >= 3  # 3 MiB in 1.5 MB pieces
+    offsets = [range_offset(seen.headers) for seen in server.seen[1:]]
+    assert offsets == sorted(offsets) and offsets[0] > 0
 
 
 def test_a_server_ignoring_range_restarts_from_zero(serve, job_dir: Path) -> None:
@@ -238,14 +250,15 @@ def test_a_server_ignoring_range_restarts_from_zero(serve, job_dir: Path) -> Non
         got = client.download(JOB, job_dir)
     assert got.path.read_bytes() == PAYLOAD and got.size == len(PAYLOAD)
     assert got.sha256 == hashlib.sha256(PAYLOAD).hexdigest()
-    assert server.seen[1].headers["Range"] == "bytes=2000000-"
+    assert 0 < range_offset(server.seen[1].headers) <= 2_000_000
+    assert len(server.seen) == 2
 
 
 def test_a_206_that_does_not_continue_restarts_from_zero(serve, job_dir: Path) -> None:
     def handle(req: Req) -> None:
         if req.index == 0:
-            truncate(req, PAYLOAD, 500_000, octet_headers())
-        elif req.index == 1:  # asked for 500000-, answers from 0: must not be appended
+            truncate(req, PAYLOAD, 1_500_000, octet_headers())
+        elif req.index == 1:  # asked for a resume, answers from 0: must not be appended
             req.send(206, PAYLOAD[:1000], octet_headers(
                 {"Content-Range": f"bytes 0-999/{len(PAYLOAD)}"}))
         else:
@@ -255,16 +268,18 @@ def test_a_206_that_does_not_continue_restarts_from_zero(serve, job_dir: Path) -
     with make_client(server.url) as client:
         got = client.download(JOB, job_dir)
     assert got.sha256 == hashlib.sha256(PAYLOAD).hexdigest()
+    assert range_offset(server.seen[1].headers) > 0
     assert "Range" not in server.seen[2].headers
 
 
 def test_a_source_that_changed_size_restarts_from_zero(serve, job_dir: Path) -> None:
     def handle(req: Req) -> None:
         if req.index == 0:
-            truncate(req, PAYLOAD, 500_000, octet_headers())
-        elif req.index == 1:
-            req.send(206, PAYLOAD[500_000:], octet_headers(
-                {"Content-Range": f"bytes 500000-{len(PAYLOAD) + 99}/{len(PAYLOAD) + 100}"}))
+            truncate(req, PAYLOAD, 1_500_000, octet_headers())
+        elif req.index == 1:  # continues where asked, but the file is now 100 bytes longer
+            start = range_offset(req.seen.headers)
+            req.send(206, PAYLOAD[start:], octet_headers(
+                {"Content-Range": f"bytes {start}-{len(PAYLOAD) + 99}/{len(PAYLOAD) + 100}"}))
         else:
             serve_file(req)
 
@@ -272,7 +287,7 @@ def test_a_source_that_changed_size_restarts_from_zero(serve, job_dir: Path) -> 
     with make_client(server.url) as client:
         got = client.download(JOB, job_dir)
     assert got.sha256 == hashlib.sha256(PAYLOAD).hexdigest()
-    assert len(server.seen) == 3
+    assert len(server.seen) == 3 and "Range" not in server.seen[2].headers
 
 
 def test_length_mismatch_is_detected(serve, job_dir: Path) -> None:
@@ -302,12 +317,10 @@ def test_a_broken_chunked_body_is_detected(serve, job_dir: Path) -> None:
 
 
 def test_a_stalled_body_times_out_and_resumes(serve, job_dir: Path) -> None:
-    import time
-
     def handle(req: Req) -> None:
         if req.index == 0:
             req.start(200, octet_headers({"Content-Length": str(len(PAYLOAD))}))
-            req.write(PAYLOAD[:100_000])
+            req.write(PAYLOAD[:1_500_000])
             time.sleep(3)
             req.close_after()
         else:
@@ -317,16 +330,17 @@ def test_a_stalled_body_times_out_and_resumes(serve, job_dir: Path) -> None:
     with make_client(server.url, read_timeout=0.5) as client:
         got = client.download(JOB, job_dir)
     assert got.sha256 == hashlib.sha256(PAYLOAD).hexdigest()
-    assert server.seen[1].headers["Range"] == "bytes=100000-"
+    assert 0 < range_offset(server.seen[1].headers) <= 1_500_000
 
 
 def test_bad_content_length_is_refused(serve, job_dir: Path) -> None:
     def handle(req: Req) -> None:
-        req.handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\nConnection: close\r\n\r\nhello")
+        req.handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n"
+                                b"Connection: close\r\n\r\nhello")
         req.close_after()
 
     server = serve(handle)
-    with make_client(server.url) as client, pytest.raises((DownloadError, ApiUnavailable)):
+    with make_client(server.url) as client, pytest.raises(DownloadError, match="Content-Length"):
         client.download(JOB, job_dir)
     assert all_files(job_dir) == []
 

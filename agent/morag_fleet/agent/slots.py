@@ -67,7 +67,8 @@ def _child_main(conn: Connection, settings_blob: dict[str, Any], gpu: str | None
     from morag_fleet.settings import AgentSettings
 
     settings = AgentSettings(**settings_blob)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format,
+                      worker_id=settings.worker_id, slot=os.getpid())
     converters: dict[str, Any] = {}
     while True:
         try:
@@ -147,32 +148,42 @@ class SlotProcess:
                     message = self._conn.recv()
                 except (EOFError, OSError):
                     return self._crashed()
-                if message[0] == "progress":
-                    on_progress(message[2], message[3])
-                    continue
-                self.jobs_done += 1
                 if message[0] == "result":
+                    self.jobs_done += 1
                     return ConvertOutcome(True, markdown=message[2], metadata=message[3])
-                return ConvertOutcome(False, error=message[2])
-            if not self._proc.is_alive():
-                return self._crashed()
-            if should_abort():
-                self.recycle("aborted")
-                raise SlotAborted()
-            if time.monotonic() > deadline:
-                self.recycle("timeout")
-                return ConvertOutcome(
-                    False, error=f"conversion timed out after {timeout:.0f} s", recycled=True)
-            rss = self._tree_rss()
-            if self._memory_limit and rss > self._memory_limit:
-                self.recycle("memory")
-                return ConvertOutcome(
-                    False, recycled=True,
-                    error=f"conversion exceeded the memory limit "
-                          f"({rss // 2**20} MB > {self._memory_limit // 2**20} MB)")
+                if message[0] == "error":
+                    self.jobs_done += 1
+                    return ConvertOutcome(False, error=message[2])
+                on_progress(message[2], message[3])
+            # checked on every turn: a chatty converter must not starve the watchdog
+            outcome = self._enforce_limits(timeout, deadline, should_abort)
+            if outcome is not None:
+                return outcome
             tick()
 
+    def _enforce_limits(self, timeout: float, deadline: float,
+                        should_abort: Callable[[], bool]) -> ConvertOutcome | None:
+        if not self._proc.is_alive():
+            return self._crashed()
+        if should_abort():
+            self.recycle("aborted")
+            raise SlotAborted()
+        if time.monotonic() > deadline:
+            self.recycle("timeout")
+            return ConvertOutcome(
+                False, error=f"conversion timed out after {timeout:.0f} s", recycled=True)
+        rss = self._tree_rss()
+        if self._memory_limit and rss > self._memory_limit:
+            self.recycle("memory")
+            return ConvertOutcome(
+                False, recycled=True,
+                error=f"conversion exceeded the memory limit "
+                      f"({rss // 2**20} MB > {self._memory_limit // 2**20} MB)")
+        return None
+
     def _crashed(self) -> ConvertOutcome:
+        if self._proc is not None:
+            self._proc.join(timeout=2.0)  # the pipe closes a moment before the exit is reaped
         code = self._proc.exitcode if self._proc is not None else None
         self.recycle("crash")
         if code is not None and code < 0:

@@ -49,7 +49,9 @@ class Agent:
         self._work: queue.Queue[tuple[Job, bool]] = queue.Queue()
         self._free_slots = threading.Semaphore(settings.max_concurrent_jobs)
         self._threads: list[threading.Thread] = []
-        self.client = MoragClient(settings, stop=self.aborting)
+        # The client's own retry sleeps end when this is set: after the last flush at shutdown.
+        self._client_stop = threading.Event()
+        self.client = MoragClient(settings, stop=self._client_stop)
         self.journal = Journal(settings.state_dir)
         self.deliverer = Deliverer(self.client, self.journal, settings.outbox_retry_max)
         self.content_types = self._usable_content_types()
@@ -146,7 +148,13 @@ class Agent:
             self._abort_pending()
             for thread in self._threads:
                 thread.join(timeout=10)
-        self._flush_outbox(deadline=max(deadline, time.monotonic() + 5.0))
+        flush_deadline = max(deadline, time.monotonic() + 10.0)
+        timer = threading.Timer(flush_deadline - time.monotonic(), self._client_stop.set)
+        timer.daemon = True
+        timer.start()
+        self._flush_outbox(deadline=flush_deadline)
+        timer.cancel()
+        self._client_stop.set()
         for slot in self.slots:
             slot.stop()
         depth = self.journal.outbox_depth()

@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, worker_id=settings.worker_id)
     if command == "show-config":
         return cmd_show_config(settings, args)
     if command == "test-connection":

@@ -196,7 +196,9 @@ def cmd_events(args: argparse.Namespace) -> int:
             events = client.call("events", **request)
         except (ControllerUnavailable, ControlError, ValueError) as exc:
             return _fail(exc)
-        if args.json:
+        if args.json and not args.follow:
+            print(json.dumps(events, indent=2))
+        elif args.json:  # one JSON object per line while following
             for event in events:
                 print(json.dumps(event), flush=True)
         elif events or first:

@@ -139,7 +139,7 @@ def render_jobs(jobs: list[dict[str, Any]]) -> str:
     return table(headers, rows) if rows else "no active jobs"
 
 
-EVENT_DETAIL_SKIP = ("scope", "name", "job_id")
+EVENT_DETAIL_SKIP = ("scope", "name", "job_id", "by")
 
 
 def event_line(event: dict[str, Any]) -> tuple[str, ...]:

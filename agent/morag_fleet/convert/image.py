@@ -93,7 +93,9 @@ class ImageConverter:
             facts = {"format": image.format, "width": image.width, "height": image.height,
                      "mode": image.mode, "frame_count": getattr(image, "n_frames", 1)}
             exif = exif_metadata(image)
-            text = self._ocr_frames(image, options, progress, source.name)
+            text = self._ocr_frames(image, options, progress)
+        except (OSError, SyntaxError, ValueError) as exc:  # Pillow's ways to say "damaged"
+            raise ConversionError(f"{source.name} has damaged image data: {exc}") from None
         finally:
             image.close()
         file_name = str(job_info.get("file_name") or source.name)
@@ -107,18 +109,15 @@ class ImageConverter:
         return ConversionResult(image_markdown(file_name, facts, exif, text),
                                 clean_metadata(metadata))
 
-    def _ocr_frames(self, image: Any, options: Mapping[str, Any], progress: ProgressCallback,
-                    name: str) -> str:
+    def _ocr_frames(self, image: Any, options: Mapping[str, Any],
+                    progress: ProgressCallback) -> str:
         from PIL import ImageOps
 
         frames = min(getattr(image, "n_frames", 1), MAX_FRAMES)
         texts: list[str] = []
         for index in range(frames):
             image.seek(index)
-            try:
-                frame = ImageOps.exif_transpose(image.convert("RGB"))
-            except OSError as exc:  # truncated or corrupt pixel data
-                raise ConversionError(f"{name} has damaged image data: {exc}") from None
+            frame = ImageOps.exif_transpose(image.convert("RGB"))
             texts.append(self.ocr(frame, options))
             progress((index + 1) / frames, f"OCR frame {index + 1}/{frames}")
         return "\n\n".join(t for t in texts if t)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from morag_fleet.convert.base import Availability, ConversionError, ConversionResult, ProgressCallback
-from morag_fleet.convert.markdown import document_markdown
+from morag_fleet.convert.markdown import clean_metadata, document_markdown, job_metadata
 
 MAX_TEXT_BYTES = 64 * 1024 * 1024
 
@@ -16,6 +16,9 @@ class TextConverter:
     """Plain text needs no library; decoding errors are replaced rather than failing the job."""
 
     name = "text"
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self._check_options = dict(options or {})
 
     def available(self) -> Availability:
         return Availability(True)
@@ -37,5 +40,7 @@ class TextConverter:
         progress(1.0, "text read")
         file_name = str(job_info.get("file_name") or source.name)
         markdown, metadata = document_markdown(file_name, text, page_count=None)
+        metadata |= job_metadata(job_info, "document")
+        metadata["title"] = Path(file_name).stem
         metadata["file_extension"] = source.suffix.lstrip(".").lower()
-        return ConversionResult(markdown, metadata)
+        return ConversionResult(markdown, clean_metadata(metadata))

@@ -97,8 +97,20 @@ def extract_article(html: str | bytes, url: str) -> tuple[str, dict[str, Any]]:
     if meta is not None:
         facts = {"title": meta.title, "author": meta.author, "date": meta.date,
                  "sitename": meta.sitename, "description": _short(meta.description)}
-        facts["language"] = getattr(meta, "language", None)
+    facts["language"] = page_language(html)
     return _tidy(body), facts
+
+
+def page_language(html: str | bytes) -> str | None:
+    """The `<html lang>` attribute's primary tag (`en-GB` -> `en`), when the page declares one."""
+    import lxml.etree
+    import lxml.html
+
+    try:
+        lang = lxml.html.document_fromstring(html).get("lang")
+    except (lxml.etree.ParserError, ValueError):
+        return None
+    return lang.split("-")[0].strip().lower() or None if lang else None
 
 
 def with_title(title: str, body: str) -> str:

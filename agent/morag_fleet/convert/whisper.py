@@ -65,7 +65,9 @@ class WhisperOptions:
     beam_size: int = 5
     language: str | None = None
     vad_filter: bool = False
-    word_timestamps: bool = False
+    # On by default: segment starts then come from the first word (whisper's own segment starts
+    # are snapped to coarse positions, seen 1.4 s early), at no measurable cost on CPU.
+    word_timestamps: bool = True
     window_seconds: float = DEFAULT_WINDOW_SECONDS
 
     @classmethod
@@ -79,7 +81,7 @@ class WhisperOptions:
             beam_size=int(options.get("beam_size", 5)),
             language=(str(options["language"]) if options.get("language") else None),
             vad_filter=bool(options.get("vad_filter", False)),
-            word_timestamps=bool(options.get("word_timestamps", False)),
+            word_timestamps=bool(options.get("word_timestamps", True)),
             window_seconds=float(options.get("window_seconds", DEFAULT_WINDOW_SECONDS)),
         )
 
@@ -152,7 +154,7 @@ class Transcriber:
         device, compute_type = resolve_device(opts.device, opts.compute_type)
         key = (str(opts.model_dir), device, opts.device_index, compute_type, opts.cpu_threads)
         if key not in self._models:
-            log.info("loading whisper model", model=opts.model_dir.name, device=device,
+            log.info("loading whisper model", model=model_name(opts.model_dir), device=device,
                      compute_type=compute_type)
             try:
                 self._models[key] = WhisperModel(
@@ -172,24 +174,23 @@ class Transcriber:
         model = self.model(opts)
         total = wav_duration(wav)
         transcript = Transcript(duration=total, model=model_name(opts.model_dir))
-        prompt: str | None = None
         for offset, samples in wav_windows(wav, opts.window_seconds):
             segments, info = model.transcribe(
                 samples, language=opts.language, beam_size=opts.beam_size,
                 vad_filter=opts.vad_filter, word_timestamps=opts.word_timestamps,
-                initial_prompt=prompt,
             )
             if transcript.language is None:
                 transcript.language = info.language
                 transcript.language_probability = round(float(info.language_probability), 3)
             for seg in segments:  # a generator: decoding happens while we iterate
-                start = seg.words[0].start if opts.word_timestamps and seg.words else seg.start
+                start, end = seg.start, seg.end
+                if seg.words:
+                    start, end = seg.words[0].start, seg.words[-1].end
                 if seg.text.strip():
-                    transcript.segments.append(Segment(offset + start, offset + seg.end,
+                    transcript.segments.append(Segment(offset + float(start), offset + float(end),
                                                        seg.text.strip()))
                 if total > 0:
                     progress(min(1.0, (offset + seg.end) / total), "transcribing")
-            prompt = transcript.segments[-1].text if transcript.segments else None
         return transcript
 
 

@@ -93,7 +93,7 @@ class MoragClient:
         self.stop = stop
         self.retry = retry or RetryPolicy(
             max_retry_after=min(60.0, settings.outbox_retry_max),
-            cap=min(10.0, settings.outbox_retry_max))
+            cap=max(RetryPolicy.base, min(10.0, settings.outbox_retry_max)))
         self._secret = settings.api_key or None
         register_secret(self._secret)  # masked in every log event, whoever logs it
         self._auth = _BearerAuth(settings.api_key) if settings.api_key else None
@@ -152,7 +152,6 @@ class MoragClient:
         retry: bool = True,
         read_body: bool = True,
         timeout: tuple[float, float] | None = None,
-        auth: bool = True,
         **kwargs: Any,
     ) -> tuple[requests.Response, bytes]:
         """The first answer that is not worth retrying, with its body (bounded) when
@@ -163,7 +162,7 @@ class MoragClient:
         attempt = 0
         while True:
             attempt += 1
-            failure = self._attempt(method, url, what, timeout, auth, read_body, kwargs)
+            failure = self._attempt(method, url, what, timeout, read_body, kwargs)
             if isinstance(failure, tuple):
                 return failure
             last_try = not retry or attempt >= self.retry.max_attempts
@@ -178,11 +177,12 @@ class MoragClient:
                                      status=failure.status)
 
     def _attempt(
-        self, method: str, url: str, what: str, timeout: tuple[float, float], auth: bool,
-        read_body: bool, kwargs: dict[str, Any],
+        self, method: str, url: str, what: str, timeout: tuple[float, float], read_body: bool,
+        kwargs: dict[str, Any],
     ) -> tuple[requests.Response, bytes] | ApiUnavailable:
-        """One try: the response, or the retryable failure it amounted to."""
-        use_auth = self._auth if auth and self._same_origin(url) else None
+        """One try: the response, or the retryable failure it amounted to. The token goes only
+        to the API's own origin (a source URL may point elsewhere)."""
+        use_auth = self._auth if self._same_origin(url) else None
         try:
             response = self._session.request(method, url, timeout=timeout, auth=use_auth,
                                              verify=self._verify, stream=True, **kwargs)
@@ -190,7 +190,8 @@ class MoragClient:
             return ApiUnavailable(f"{what}: TLS failure: {self.scrub(exc)}")
         except RETRYABLE_ERRORS as exc:
             return ApiUnavailable(f"{what}: {self.scrub(exc)}")
-        except requests.exceptions.RequestException as exc:
+        except (requests.exceptions.RequestException, OSError) as exc:
+            # a bad URL, a missing ca_bundle file: configuration, not worth retrying
             raise ApiError(f"{what}: {self.scrub(exc)}") from None
         if response.status_code in RETRY_STATUSES or response.status_code >= 500:
             body = self._read_quietly(response)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -31,6 +32,9 @@ POLL_PATH = "/api/v1/remote-jobs/poll"
 
 
 def probe_api(client: MoragClient) -> ConnectionReport:
+    bundle = client.settings.ca_bundle
+    if client.settings.verify_tls and bundle and not Path(bundle).is_file():
+        return ConnectionReport(False, "tls", f"ca_bundle {bundle} is not a readable file")
     probe_id = str(uuid.uuid4())
     url = client.job_url(probe_id, "status")
     try:

@@ -3,9 +3,10 @@ list on bad input, exactly as MoRAG answers)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 
 class CreateJobRequest(BaseModel):
@@ -36,3 +37,18 @@ class FaultRule(BaseModel):
     delay: float | None = Field(default=None, ge=0, le=600)
     body: Any = None
     drop_after_bytes: int | None = Field(default=None, ge=0)
+
+    @field_validator("path_regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _does_something(self) -> FaultRule:
+        if self.status is None and self.delay is None and self.drop_after_bytes is None:
+            raise ValueError("a rule needs status, delay or drop_after_bytes")
+        return self

@@ -15,7 +15,8 @@ GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
 class JobServer(uvicorn.Server):
-    """On SIGTERM/SIGINT, long polls are released at once so shutdown does not wait them out."""
+    """On SIGTERM/SIGINT, long polls are released at once so shutdown does not wait them out,
+    and a clean shutdown exits 0 (uvicorn would re-raise the signal and die by it)."""
 
     def __init__(self, config: uvicorn.Config, app_state: object) -> None:
         super().__init__(config)
@@ -23,6 +24,9 @@ class JobServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
+        captured = getattr(self, "_captured_signals", None)
+        if isinstance(captured, list):
+            captured.clear()
         signal = self.app_state.signal  # type: ignore[attr-defined]
         try:
             loop = asyncio.get_running_loop()

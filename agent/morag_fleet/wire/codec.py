@@ -33,7 +33,6 @@ def decode(frame: bytes, max_bytes: int = MAX_FRAME_BYTES, max_items: int = 10_0
             raw=False,
             strict_map_key=True,
             ext_hook=_refuse_ext,
-            max_buffer_size=max_bytes,
             max_str_len=max_bytes,
             max_bin_len=max_bytes,
             max_array_len=max_items,

@@ -68,6 +68,8 @@ class Publisher:
         self._last_progress = time.monotonic()
         self._dropped_heartbeats = 0
         self._link_error: str | None = None
+        self._retry_at: float | None = None  # after a refused handshake ZeroMQ stops retrying
+        self._retry_backoff = 1.0
         self._stop = threading.Event()
         self._close_deadline = 0.0
         self._wake_r, self._wake_w = os.pipe()
@@ -160,6 +162,8 @@ class Publisher:
             wait = max(0.0, next_beat - time.monotonic())
             if self._has_unacked():
                 wait = min(wait, 0.25)
+            if self._retry_at is not None:
+                wait = min(wait, max(0.0, self._retry_at - time.monotonic()))
             ready = dict(poller.poll(wait * 1000))
             if self._wake_r in ready:
                 self._drain_wake_pipe()
@@ -168,11 +172,20 @@ class Publisher:
             if sock in ready:
                 self._receive(sock)
             now = time.monotonic()
+            if self._retry_at is not None and now >= self._retry_at:
+                self._reconnect(sock)
             if now >= next_beat:
                 self._send_heartbeat(sock, stats)
                 next_beat = now + self._interval
             self._maybe_rewind(now)
             self._flush_events(sock)
+
+    def _reconnect(self, sock: zmq.Socket) -> None:
+        """Try a refused handshake again: the operator may have authorized our key since."""
+        self._retry_at = None
+        with contextlib.suppress(zmq.ZMQError):
+            sock.disconnect(self._settings.controller)
+        sock.connect(self._settings.controller)
 
     def _drain_wake_pipe(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
@@ -185,6 +198,7 @@ class Publisher:
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self._connected = True
                 self._link_error = None
+                self._retry_backoff = 1.0
                 self._send(sock, self._envelope("hello", self._hello))
                 self._cursor = self._first_pending_seq()  # resend whatever was not acked
                 self._last_progress = time.monotonic()
@@ -193,7 +207,10 @@ class Publisher:
             else:
                 self._connected = False
                 self._link_error = describe_handshake_failure(event)
-                log.warning("telemetry_handshake_failed", reason=self._link_error)
+                self._retry_at = time.monotonic() + self._retry_backoff
+                self._retry_backoff = min(30.0, self._retry_backoff * 2)
+                log.warning("telemetry_handshake_failed", reason=self._link_error,
+                            retry_in=self._retry_backoff)
 
     def _receive(self, sock: zmq.Socket) -> None:
         while True:

@@ -16,6 +16,10 @@ from .errors import HarnessError
 from .fleet import DEFAULT_CACHE, Fleet
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="nspawn_fleet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -25,7 +29,8 @@ def main() -> int:
     groups = {"morag_controller": ["ctl"],
               "morag_agents": [f"agent{i}" for i in range(1, args.agents + 1)]}
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started in the background
     try:
         with Fleet(groups, cache_dir=args.cache_dir) as fleet:
             print(f"inventory:  {fleet.inventory}\nssh config: {fleet.ssh_config}\n"
@@ -35,6 +40,8 @@ def main() -> int:
                 stop.wait()
             except KeyboardInterrupt:
                 pass
+    except KeyboardInterrupt:
+        return 130
     except HarnessError as exc:
         print(f"nspawn_fleet: {exc}", file=sys.stderr)
         return 2

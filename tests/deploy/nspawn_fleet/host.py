@@ -44,7 +44,7 @@ class Host:
         (etc / "hostname").write_text(self.name + "\n")
         (etc / "hosts").write_text(f"127.0.0.1 localhost\n{self.address} {self.name}\n")
         (etc / "machine-id").write_text(uuid.uuid4().hex + "\n")
-        (etc / "systemd/network/80-host0.network").write_text(
+        (etc / "systemd/network/10-host0.network").write_text(
             f"[Match]\nName=host0\n\n[Network]\nAddress={self.address}/{self.prefixlen}\n"
             f"Gateway={self.gateway}\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n")
         (etc / "apt/apt.conf.d/01proxy").write_text(

@@ -1,0 +1,105 @@
+"""Simulated agents for the controller benchmark: N real DEALER sockets in this one process, each
+saying hello and then sending heartbeats in the real wire format, round-robin, at a paced rate.
+
+    python -m tests.bench.fleet_sim --endpoint tcp://127.0.0.1:5555 --agents 5000 --offset 0
+
+stdin lines drive it: `run RATE SECONDS` (RATE 0 = as fast as possible), `quit`. After each run
+it prints one JSON line: {"sent": n, "again": n, "elapsed": s}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import zmq
+
+from morag_fleet.wire import codec
+
+
+def heartbeat(name: str) -> bytes:
+    return codec.encode({"v": 1, "kind": "heartbeat", "agent": name, "sid": "sim", "seq": 0,
+                         "ts": time.time(), "body": {
+                             "state": "busy", "slots_used": 1, "slots_total": 2,
+                             "active_jobs": [{"job_id": f"{name}-job", "content_type": "audio",
+                                              "phase": "converting", "progress": 0.4,
+                                              "started_at": time.time()}],
+                             "counters": {"claimed": 10, "completed": 9, "failed": 0,
+                                          "spooled": 0},
+                             "outbox_depth": 0, "cpu_percent": 12.5, "memory_percent": 40.0,
+                             "disk_percent": 30.0, "load1": 0.5, "gpus": []}})
+
+
+def hello(name: str) -> bytes:
+    return codec.encode({"v": 1, "kind": "hello", "agent": name, "sid": "sim", "seq": 0,
+                         "ts": time.time(), "body": {
+                             "version": "sim", "host": f"host-{name}", "slots": 2,
+                             "heartbeat_interval": 3600.0, "content_types": ["audio"],
+                             "gpus": []}})
+
+
+def connect(endpoint: str, names: list[str]) -> tuple[zmq.Context, list[zmq.Socket]]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    ctx = zmq.Context()
+    ctx.setsockopt(zmq.MAX_SOCKETS, len(names) + 64)
+    sockets = []
+    for name in names:
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, 1000)
+        sock.setsockopt(zmq.RCVHWM, 4)  # acks are not read; let them pile up nowhere
+        sock.connect(endpoint)
+        sock.send(hello(name))
+        sockets.append(sock)
+    return ctx, sockets
+
+
+def run(sockets: list[zmq.Socket], frames: list[bytes], rate: float, seconds: float) -> dict:
+    sent = again = 0
+    n = len(sockets)
+    start = time.perf_counter()
+    end = start + seconds
+    i = 0
+    while True:
+        now = time.perf_counter()
+        if now >= end:
+            break
+        if rate and sent >= (now - start) * rate:
+            time.sleep(0.001)
+            continue
+        for _ in range(100):
+            try:
+                sockets[i].send(frames[i], zmq.DONTWAIT)
+                sent += 1
+            except zmq.Again:
+                again += 1
+            i = (i + 1) % n
+    return {"sent": sent, "again": again, "elapsed": time.perf_counter() - start}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--endpoint", required=True)
+    p.add_argument("--agents", type=int, default=5000)
+    p.add_argument("--offset", type=int, default=0)
+    args = p.parse_args()
+    names = [f"sim-{i:05d}" for i in range(args.offset, args.offset + args.agents)]
+    ctx, sockets = connect(args.endpoint, names)
+    frames = [heartbeat(name) for name in names]
+    print(json.dumps({"ready": len(sockets)}), flush=True)
+    for line in sys.stdin:
+        parts = line.split()
+        if not parts or parts[0] == "quit":
+            break
+        result = run(sockets, frames, float(parts[1]), float(parts[2]))
+        print(json.dumps(result), flush=True)
+    ctx.destroy(linger=0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
