@@ -95,7 +95,7 @@ def serve_directory(folder: Path) -> Iterator[str]:
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -152,9 +152,10 @@ def run_demo(args: argparse.Namespace) -> int:
     exe = [sys.executable, "-m"]
     fleet = Fleet(work)
     try:
-        api_url = f"http://127.0.0.1:{free_port()}"
+        api_port = free_port()
+        api_url = f"http://127.0.0.1:{api_port}"
         server = fleet.spawn("jobserver", [*exe, "morag_fleet.cli.fleet_main", "jobserver",
-                                           "--host", "127.0.0.1", "--port", api_url.rsplit(":", 1)[1],
+                                           "--host", "127.0.0.1", "--port", str(api_port),
                                            "--data-dir", str(work / "server")])
         wait_http(api_url + "/api/v1/remote-jobs/_stats", server)
         controller = f"tcp://127.0.0.1:{free_port()}"
