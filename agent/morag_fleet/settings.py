@@ -62,7 +62,7 @@ class AgentSettings:
 
     worker_id: str = field(default_factory=lambda: f"remote-worker-{socket.gethostname()}")
     api_base_url: str = "http://localhost:8000"
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never in a repr or a log
     content_types: list[str] = field(default_factory=lambda: list(CONTENT_TYPES))
     poll_interval: float = 10.0
     max_concurrent_jobs: int = 2

@@ -45,7 +45,7 @@ def connect(endpoint: str, names: list[str]) -> tuple[zmq.Context, list[zmq.Sock
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     ctx = zmq.Context()
-    ctx.setsockopt(zmq.MAX_SOCKETS, len(names) + 64)
+    ctx.set(zmq.MAX_SOCKETS, len(names) + 64)
     sockets = []
     for name in names:
         sock = ctx.socket(zmq.DEALER)

@@ -120,7 +120,7 @@ def test_missing_model_dir_is_a_clear_error(tmp_path: Path) -> None:
 def test_not_audio_is_a_conversion_error(audio_converter: AudioConverter, tmp_path: Path) -> None:
     bogus = tmp_path / "notes.mp3"
     bogus.write_text("this is not audio at all\n" * 20)
-    with pytest.raises(ConversionError, match="notes.mp3"):
+    with pytest.raises(ConversionError, match=r"notes.mp3"):
         audio_converter.convert(bogus, {}, job_info_for(bogus, "audio"), lambda f, m: None)
 
 
@@ -140,3 +140,12 @@ def test_long_media_uses_hour_timestamps_and_topics() -> None:
                      "[01:01:40] late words"]
     markdown = audio_markdown("talk.mp3", transcript)
     assert "- **Duration**: 01:03:20" in markdown
+
+
+def test_video_without_audio_sent_as_audio(audio_converter: AudioConverter,
+                                           tmp_path: Path) -> None:
+    from morag_fleet.samples.generate import silent_video
+
+    mp4 = silent_video(tmp_path / "mute.mp4", seconds=1.0)
+    with pytest.raises(ConversionError, match=r"mute\.mp4 has no audio track"):
+        audio_converter.convert(mp4, {}, job_info_for(mp4, "audio"), lambda f, m: None)

@@ -72,7 +72,7 @@ def test_ocr_can_be_switched_off(converter: DocumentConverter, tmp_path: Path) -
 
 def test_encrypted_pdf_needs_its_password(converter: DocumentConverter, tmp_path: Path) -> None:
     pdf = encrypted_pdf(tmp_path / "locked.pdf", "garden")
-    with pytest.raises(ConversionError, match="locked.pdf: the PDF is encrypted"):
+    with pytest.raises(ConversionError, match=r"locked.pdf: the PDF is encrypted"):
         converter.convert(pdf, {}, job_info_for(pdf, "document"), lambda f, m: None)
     result = converter.convert(pdf, {"password": "garden"}, job_info_for(pdf, "document"),
                                lambda f, m: None)
@@ -84,7 +84,7 @@ def test_corrupt_pdf_is_a_clear_error(converter: DocumentConverter, tmp_path: Pa
                                       content: bytes) -> None:
     pdf = tmp_path / "broken.pdf"
     pdf.write_bytes(content)
-    with pytest.raises(ConversionError, match="broken.pdf: the file is not a PDF or is corrupt"):
+    with pytest.raises(ConversionError, match=r"broken.pdf: the file is not a PDF or is corrupt"):
         converter.convert(pdf, {}, job_info_for(pdf, "document"), lambda f, m: None)
 
 
@@ -129,7 +129,7 @@ def test_office_file_with_wrong_extension_is_sniffed(converter: DocumentConverte
 def test_damaged_office_file(converter: DocumentConverter, tmp_path: Path) -> None:
     broken = tmp_path / "broken.docx"
     broken.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
-    with pytest.raises(ConversionError, match="broken.docx"):
+    with pytest.raises(ConversionError, match=r"broken.docx"):
         converter.convert(broken, {}, job_info_for(broken, "document"), lambda f, m: None)
 
 
@@ -154,5 +154,5 @@ def test_html_document(converter: DocumentConverter, tmp_path: Path) -> None:
 def test_unsupported_format(converter: DocumentConverter, tmp_path: Path) -> None:
     odd = tmp_path / "drawing.dwg"
     odd.write_bytes(b"AC1032" + b"\x01\x02" * 50)
-    with pytest.raises(ConversionError, match="unsupported document format 'dwg'"):
+    with pytest.raises(ConversionError, match=r"unsupported document format 'dwg'"):
         converter.convert(odd, {}, job_info_for(odd, "document"), lambda f, m: None)

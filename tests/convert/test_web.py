@@ -56,35 +56,35 @@ def test_article_kept_and_junk_dropped(site: str, tmp_path: Path) -> None:
 
 
 def test_loopback_refused_unless_allowed(site: str, tmp_path: Path) -> None:
-    with pytest.raises(ConversionError, match="non-public address 127.0.0.1"):
+    with pytest.raises(ConversionError, match=r"non-public address 127.0.0.1"):
         convert(f"{site}/article.html", tmp_path, options={})
 
 
 @pytest.mark.parametrize("url", ["http://10.1.2.3/", "http://169.254.169.254/latest/meta-data",
                                  "http://[::1]:8080/", "http://localhost/"])
 def test_private_addresses_refused(url: str) -> None:
-    with pytest.raises(ConversionError, match="non-public address"):
+    with pytest.raises(ConversionError, match=r"non-public address"):
         check_url(url, allow_private=False)
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/x", "gopher://x"])
 def test_only_http_schemes(url: str) -> None:
-    with pytest.raises(ConversionError, match="only http and https"):
+    with pytest.raises(ConversionError, match=r"only http and https"):
         check_url(url, allow_private=True)
 
 
 def test_content_type_checked(site: str, tmp_path: Path) -> None:
-    with pytest.raises(ConversionError, match="serves image/png"):
+    with pytest.raises(ConversionError, match=r"serves image/png"):
         convert(f"{site}/photo.png", tmp_path)
 
 
 def test_size_cap(site: str, tmp_path: Path) -> None:
-    with pytest.raises(ConversionError, match="over the 100000 cap|larger than the 100000 cap"):
+    with pytest.raises(ConversionError, match=r"over the 100000 cap|larger than the 100000 cap"):
         convert(f"{site}/big.html", tmp_path, {**ALLOW, "max_bytes": 100_000})
 
 
 def test_http_error_status(site: str, tmp_path: Path) -> None:
-    with pytest.raises(ConversionError, match="answered HTTP 404"):
+    with pytest.raises(ConversionError, match=r"answered HTTP 404"):
         convert(f"{site}/missing.html", tmp_path)
 
 
@@ -114,7 +114,7 @@ class RedirectHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -123,7 +123,7 @@ def test_redirects_followed_and_limited(tmp_path: Path) -> None:
         result = convert(f"{base}/hop/3", tmp_path, {**ALLOW, "max_redirects": 3})
         assert "followed every redirect" in result.markdown
         assert result.metadata["final_url"] == f"{base}/hop/0"
-        with pytest.raises(ConversionError, match="too many redirects"):
+        with pytest.raises(ConversionError, match=r"too many redirects"):
             convert(f"{base}/hop/4", tmp_path, {**ALLOW, "max_redirects": 3})
 
 
@@ -141,12 +141,12 @@ def test_redirect_target_is_checked_again(tmp_path: Path,
     monkeypatch.setattr(httpfetch, "check_url", loopback_only)
     with http_server(RedirectHandler) as base:
         fetch(f"{base}/hop/1", FetchLimits(), ("text/html",))  # loopback hops pass
-        with pytest.raises(ConversionError, match="non-public address 10.0.0.1"):
+        with pytest.raises(ConversionError, match=r"non-public address 10.0.0.1"):
             fetch(f"{base}/private", FetchLimits(), ("text/html",))
 
 
 def test_source_without_url(tmp_path: Path) -> None:
     empty = tmp_path / "empty.url"
     empty.write_text("\n\n")
-    with pytest.raises(ConversionError, match="holds no URL"):
+    with pytest.raises(ConversionError, match=r"holds no URL"):
         WebConverter().convert(empty, ALLOW, job_info_for(empty, "web"), lambda f, m: None)

@@ -87,18 +87,18 @@ def test_direct_media_url(youtube: YoutubeConverter, media_site: str, speech: Sp
 def test_loopback_refused_by_default(youtube: YoutubeConverter, media_site: str,
                                      tmp_path: Path) -> None:
     source = url_file(tmp_path, f"{media_site}/talk.mp3")
-    with pytest.raises(ConversionError, match="non-public address"):
+    with pytest.raises(ConversionError, match=r"non-public address"):
         youtube.convert(source, {}, job_info_for(source, "youtube"), lambda f, m: None)
 
 
 def test_private_format_hosts_refused(speech: Speech) -> None:
     info = youtube_info("http://10.9.8.7", speech)
-    with pytest.raises(ConversionError, match="10.9.8.7"):
+    with pytest.raises(ConversionError, match=r"10.9.8.7"):
         check_media_hosts(info, allow_private=False)
 
 
 def test_missing_media_is_a_clear_error(youtube: YoutubeConverter, media_site: str,
                                         tmp_path: Path) -> None:
     source = url_file(tmp_path, f"{media_site}/nothing-here.mp3")
-    with pytest.raises(ConversionError, match="404"):
+    with pytest.raises(ConversionError, match=r"404"):
         youtube.convert(source, ALLOW, job_info_for(source, "youtube"), lambda f, m: None)

@@ -14,11 +14,13 @@ from pathlib import Path
 import jiwer
 
 VOCABULARY = (
-    "garden river mountain window letter market station village harbour meadow lantern "
-    "orchard bridge candle forest island kettle ladder mirror needle pepper pocket rabbit "
-    "saddle tunnel valley wagon yellow basket bottle button castle copper dragon engine "
-    "feather hammer jacket kitchen marble napkin pillow rocket silver ticket violin whistle"
-).split()
+    "garden", "river", "mountain", "window", "letter", "market", "station", "village",
+    "harbour", "meadow", "lantern", "orchard", "bridge", "candle", "forest", "island",
+    "kettle", "ladder", "mirror", "needle", "pepper", "pocket", "rabbit", "saddle", "tunnel",
+    "valley", "wagon", "yellow", "basket", "bottle", "button", "castle", "copper", "dragon",
+    "engine", "feather", "hammer", "jacket", "kitchen", "marble", "napkin", "pillow", "rocket",
+    "silver", "ticket", "violin", "whistle",
+)
 
 
 def normalise(text: str) -> str:

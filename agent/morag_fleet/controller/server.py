@@ -32,7 +32,8 @@ log = get_logger(__name__)
 
 BATCH = 2000
 HARD_FRAME_LIMIT = 4 * schema.MAX_FRAME_BYTES  # beyond this ZeroMQ drops the peer unread
-SAVE_EVERY = 5.0
+SAVE_EVERY = 15.0
+SAVE_CHUNK = 1000  # agent snapshots written per loop turn, so a big fleet never stalls ingest
 LOST_CHECK_EVERY = 0.5
 RETENTION_EVERY = 60.0
 KEYS_CHECK_EVERY = 2.0
@@ -75,6 +76,7 @@ class Controller:
         self._reload = False
         self._user_ids: dict[bytes, str | None] = {}
         self._lock_file: Any = None
+        self._to_save: list[str] = []
         self._timers = dict.fromkeys(("save", "lost", "retention", "keys"), 0.0)
         self.on_tick: Callable[[], None] | None = None
 
@@ -147,7 +149,7 @@ class Controller:
 
     def close(self) -> None:
         if self.store is not None:
-            self.store.save_agents(self.state.agents.values())
+            self.flush()
             self.store.close()
         if self.auth is not None:
             self.auth.stop()
@@ -309,7 +311,11 @@ class Controller:
                 for record in lost:
                     log.warning("agent_lost", agent=record.name, last_seen=record.last_seen)
         if self._due("save", now, SAVE_EVERY):
-            self.flush()
+            self._to_save.extend(self.state.dirty)
+            self.state.dirty = set()
+        if self._to_save and self.store is not None:
+            chunk, self._to_save = self._to_save[:SAVE_CHUNK], self._to_save[SAVE_CHUNK:]
+            self.store.save_agents(self.state.agents[n] for n in chunk if n in self.state.agents)
         if self._due("retention", now, RETENTION_EVERY) and self.store is not None:
             self.store.apply_retention(now)
             self._forget_old_agents(now)
@@ -329,8 +335,10 @@ class Controller:
         return True
 
     def flush(self) -> None:
-        if self.store is not None and self.state.dirty:
-            names, self.state.dirty = self.state.dirty, set()
+        """Write every changed agent now (at shutdown)."""
+        if self.store is not None:
+            names = set(self._to_save) | self.state.dirty
+            self._to_save, self.state.dirty = [], set()
             self.store.save_agents(self.state.agents[n] for n in names if n in self.state.agents)
 
     def _forget_old_agents(self, now: float) -> None:

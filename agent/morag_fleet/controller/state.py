@@ -52,9 +52,12 @@ class AgentRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything the views and the store need (not the routing id, which dies with us)."""
-        return {name: getattr(self, name) for name in self.__slots__
-                if name not in ("routing_id", "jobs")} | {
-            "status": self.status, "jobs": list(self.jobs.values())}
+        data = {name: getattr(self, name) for name in self.__slots__
+                if name not in ("routing_id", "jobs", "host_stats")}
+        data["host_stats"] = {k: self.host_stats.get(k) for k in HOST_FIELDS}
+        data["jobs"] = [job_view(job) for job in self.jobs.values()]
+        data["status"] = self.status
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AgentRecord:
@@ -132,17 +135,18 @@ class FleetState:
         self._session(record, msg["sid"])
 
     def on_heartbeat(self, record: AgentRecord, msg: dict[str, Any]) -> None:
+        """Kept cheap (it runs for every heartbeat of the fleet): references, not copies."""
         body = msg["body"]
         record.state = body["state"]
         record.slots_used = body["slots_used"]
         record.slots_total = body["slots_total"]
         record.counters = body["counters"]
         record.outbox_depth = body.get("outbox_depth") or 0
-        if body.get("gpus") is not None:
-            record.gpus = body["gpus"]
-        record.host_stats = {k: body.get(k) for k in HOST_FIELDS}
-        record.jobs = {job["job_id"]: _job_view(job, record.jobs.get(job["job_id"]))
-                       for job in body["active_jobs"]}
+        gpus = body.get("gpus")
+        if gpus is not None:
+            record.gpus = gpus
+        record.host_stats = body
+        record.jobs = {job["job_id"]: job for job in body["active_jobs"]}
 
     def on_bye(self, record: AgentRecord) -> None:
         record.link = "offline"
@@ -197,10 +201,7 @@ class FleetState:
         return lost
 
 
-def _job_view(job: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
-    view = {"job_id": job["job_id"], "content_type": job.get("content_type") or "",
+def job_view(job: dict[str, Any]) -> dict[str, Any]:
+    return {"job_id": job["job_id"], "content_type": job.get("content_type") or "",
             "phase": job.get("phase") or "", "progress": job.get("progress"),
             "started_at": job.get("started_at")}
-    if view["started_at"] is None and previous:
-        view["started_at"] = previous.get("started_at")
-    return view

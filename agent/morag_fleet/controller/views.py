@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from morag_fleet.controller.state import AgentRecord, FleetState
+from morag_fleet.controller.state import AgentRecord, FleetState, job_view
 
 # ---- data (built inside the controller) ---------------------------------------------------
 
@@ -33,7 +33,8 @@ def agent_row(record: AgentRecord) -> dict[str, Any]:
 
 
 def status_data(state: FleetState, controller: dict[str, Any]) -> dict[str, Any]:
-    rows = [agent_row(r) for r in sorted(state.agents.values(), key=lambda r: r.name)]
+    rows = sorted((agent_row(r) for r in list(state.agents.values())),
+                  key=lambda row: row["agent"])
     online = [r for r in rows if r["state"] not in ("lost", "offline", "unknown")]
     totals = {"agents": len(rows), "online": len(online),
               "lost": sum(1 for r in rows if r["state"] == "lost"),
@@ -62,7 +63,7 @@ def jobs_data(state: FleetState, now: float | None = None) -> list[dict[str, Any
         for job in record.jobs.values():
             started = job.get("started_at")
             age = now - started if isinstance(started, (int, float)) else None
-            jobs.append({**job, "agent": record.name, "age": age})
+            jobs.append({**job_view(job), "agent": record.name, "age": age})
     return sorted(jobs, key=lambda j: (j["agent"], j["job_id"]))
 
 

@@ -1,4 +1,4 @@
-"""Audio files -> MoRAG's audio transcription layout, via ffmpeg (to 16 kHz WAV) and faster-whisper."""
+"""Audio files -> the audio transcription layout: ffmpeg (to 16 kHz WAV), then faster-whisper."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from morag_fleet.convert.base import Availability, ConversionResult, ProgressCallback
+from morag_fleet.convert.base import (
+    Availability,
+    ConversionError,
+    ConversionResult,
+    ProgressCallback,
+)
 from morag_fleet.convert.markdown import (
     bullets,
     clean_metadata,
@@ -45,6 +50,8 @@ class AudioConverter:
         progress: ProgressCallback,
     ) -> ConversionResult:
         info = probe(source)
+        if not info.has_audio:
+            raise ConversionError(f"{source.name} has no audio track")
         transcript = self.transcribe(source, options, progress)
         file_name = str(job_info.get("file_name") or source.name)
         title = info.tags.get("title") or Path(file_name).stem
@@ -83,7 +90,8 @@ def transcript_lines(
     for seg in transcript.segments:
         while pending and pending[0][0] <= seg.start + 0.5:
             start, title = pending.pop(0)
-            lines += ["", topic_header(title, start), ""] if lines else [topic_header(title, start), ""]
+            header = [topic_header(title, start), ""]
+            lines += ["", *header] if lines else header
         lines += segment_lines([(seg.start, seg.text)], long_media)
     return lines
 

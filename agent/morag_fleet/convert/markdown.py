@@ -26,7 +26,9 @@ def format_duration(seconds: float) -> str:
 
 def bullets(info: Mapping[str, Any]) -> str:
     """`- **Key**: value` lines, skipping empty values."""
-    return "\n".join(f"- **{key}**: {value}" for key, value in info.items() if value not in (None, ""))
+    return "\n".join(
+        f"- **{key}**: {value}" for key, value in info.items() if value not in (None, "")
+    )
 
 
 def word_count(text: str) -> int:

@@ -57,7 +57,8 @@ def probe(path: Path) -> MediaInfo:
         with av.open(str(path)) as container:
             return _media_info(container)
     except (av.FFmpegError, UnicodeDecodeError) as exc:
-        raise ConversionError(f"{path.name} is not a readable media file ({_first_line(exc)})") from None
+        reason = _first_line(exc)
+        raise ConversionError(f"{path.name} is not a readable media file ({reason})") from None
 
 
 def _media_info(container: Any) -> MediaInfo:

@@ -6,7 +6,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from morag_fleet.convert.base import Availability, ConversionError, ConversionResult, ProgressCallback
+from morag_fleet.convert.base import (
+    Availability,
+    ConversionError,
+    ConversionResult,
+    ProgressCallback,
+)
 from morag_fleet.convert.markdown import clean_metadata, document_markdown, job_metadata
 
 MAX_TEXT_BYTES = 64 * 1024 * 1024

@@ -66,7 +66,7 @@ def make_samples(dest_dir: Path, base_url: str = "http://127.0.0.1:8765") -> dic
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """The demo's output is the markdown, not an access log."""
 
 

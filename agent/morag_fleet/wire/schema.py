@@ -28,39 +28,44 @@ class SchemaError(ValueError):
     """A message does not follow the schema; the text says which field and why."""
 
 
+# Exact type checks (`type(x) is int`) on the hot path: they are several times faster than
+# isinstance with tuples and also keep booleans out of integer fields.
+
+
 def _require(body: dict[str, Any], key: str, kinds: tuple[type, ...] | type,
              optional: bool = False) -> None:
-    if key not in body or body[key] is None:
+    value = body.get(key)
+    if value is None:
         if optional:
             return
         raise SchemaError(f"missing field {key!r}")
-    value = body[key]
-    if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
-        raise SchemaError(f"field {key!r} must not be a boolean")
-    if not isinstance(value, kinds):
+    allowed = kinds if isinstance(kinds, tuple) else (kinds,)
+    if type(value) not in allowed:
         raise SchemaError(f"field {key!r} has type {type(value).__name__}")
 
 
 def _check_name(value: Any, what: str) -> None:
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_LEN or not value.isprintable():
+    if type(value) is not str or not 0 < len(value) <= MAX_NAME_LEN or not value.isprintable():
         raise SchemaError(f"{what} must be a printable string of 1..{MAX_NAME_LEN} characters")
 
 
 def validate_envelope(msg: Any) -> dict[str, Any]:
     """Check the fields every agent message has; return the message for chaining."""
-    if not isinstance(msg, dict):
+    if type(msg) is not dict:
         raise SchemaError("message is not a map")
     if msg.get("v") != PROTOCOL_VERSION:
         raise SchemaError(f"unsupported protocol version {msg.get('v')!r}")
-    if msg.get("kind") not in AGENT_KINDS:
+    if msg.get("kind") not in _BODY_CHECKS:
         raise SchemaError(f"unknown kind {msg.get('kind')!r}")
     _check_name(msg.get("agent"), "agent")
     _check_name(msg.get("sid"), "sid")
-    _require(msg, "seq", int)
-    _require(msg, "ts", _NUMBER)
-    _require(msg, "body", dict)
-    if msg["seq"] < 0:
-        raise SchemaError("seq must be >= 0")
+    seq = msg.get("seq")
+    if type(seq) is not int or seq < 0:
+        raise SchemaError("seq must be an integer >= 0 (not a boolean)")
+    if type(msg.get("ts")) not in _NUMBER:
+        raise SchemaError("ts must be a number")
+    if type(msg.get("body")) is not dict:
+        raise SchemaError("body must be a map")
     return msg
 
 
@@ -79,19 +84,24 @@ def _validate_hello(body: dict[str, Any]) -> None:
 def _validate_heartbeat(body: dict[str, Any]) -> None:
     if body.get("state") not in AGENT_STATES:
         raise SchemaError(f"unknown agent state {body.get('state')!r}")
-    _require(body, "slots_used", int)
-    _require(body, "slots_total", int)
-    _require(body, "active_jobs", list)
-    _require(body, "counters", dict)
-    _require(body, "outbox_depth", int, optional=True)
-    _require(body, "gpus", list, optional=True)
-    for job in body["active_jobs"]:
-        if not isinstance(job, dict):
+    if type(body.get("slots_used")) is not int or type(body.get("slots_total")) is not int:
+        raise SchemaError("slots_used and slots_total must be integers")
+    jobs, counters = body.get("active_jobs"), body.get("counters")
+    if type(jobs) is not list or type(counters) is not dict:
+        raise SchemaError("active_jobs must be a list and counters a map")
+    outbox, gpus = body.get("outbox_depth"), body.get("gpus")
+    if (outbox is not None and type(outbox) is not int) or (
+            gpus is not None and type(gpus) is not list):
+        raise SchemaError("outbox_depth must be an integer and gpus a list")
+    for job in jobs:
+        if type(job) is not dict:
             raise SchemaError("active_jobs entries must be maps")
         _check_name(job.get("job_id"), "active job id")
-        _require(job, "progress", _NUMBER, optional=True)
-    for name, value in body["counters"].items():
-        if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, int):
+        progress = job.get("progress")
+        if progress is not None and type(progress) not in _NUMBER:
+            raise SchemaError("active job progress must be a number")
+    for value in counters.values():
+        if type(value) is not int:
             raise SchemaError("counters must map names to integers")
 
 

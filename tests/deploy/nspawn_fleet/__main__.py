@@ -1,6 +1,6 @@
 """Boot the deploy-test hosts by hand and keep them up until Ctrl-C (for working on the roles):
 
-    cd tests/deploy && sudo ../../.venv/bin/python -m nspawn_fleet [--agents 2]
+    sudo .venv/bin/python -m tests.deploy.nspawn_fleet [--agents 2]    (from the repository root)
 
 It prints the inventory and SSH config to use; everything is torn down on exit."""
 

@@ -49,6 +49,9 @@ class Host:
             f"Gateway={self.gateway}\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n")
         (etc / "apt/apt.conf.d/01proxy").write_text(
             f'Acquire::http::Proxy "{self.apt_proxy_url}";\n')
+        # Like a host installed a while ago: apt's lists count as stale, so a role's
+        # `update_cache` with `cache_valid_time` refreshes them through the proxy.
+        os.utime(self.merged / "var/lib/apt/lists", (0, 0))
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.name,
              "-f", str(etc / "ssh/ssh_host_ed25519_key")])
 
