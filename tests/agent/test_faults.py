@@ -196,3 +196,18 @@ def test_unknown_content_type_is_reported_not_crashed(jobserver, make_agent, mak
     assert event["success"] is False
     assert "hologram" in event["error"]
     assert agent.alive
+
+
+def test_malformed_answer_naming_a_claimed_job_reports_it_failed(jobserver, make_agent,
+                                                                  make_doc) -> None:
+    """The server marked the job as ours but its answer lacks fields: it must not stay
+    `processing` forever, so the agent reports it failed with the reason."""
+    job_id = jobserver.upload(make_doc("m.txt", "claimed but malformed"), "document")
+    assert jobserver.poll("agent-1", "document")["job_id"] == job_id  # the server's claim
+    jobserver.set_faults([{"method": "GET", "path_regex": r"/poll$", "status": 200,
+                           "count": 1, "body": '{"job_id": "%s", "content_type": 7}' % job_id}])
+    agent = make_agent(jobserver.url)
+    status = final(jobserver, job_id)
+    assert status["status"] == "failed"
+    assert "malformed" in status["error_message"]
+    assert agent.alive

@@ -14,8 +14,10 @@ Parts 2 and 3 run at the same time (both mostly wait).
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
+from pathlib import Path
 
 from _common import (
     FixedSleepWorker,
@@ -31,7 +33,7 @@ from _common import (
     workspace,
 )
 from tests.support.agent_proc import AgentProcess
-from tests.support.morag_double import running_morag_double
+from tests.support.morag_double import MoragDouble, running_morag_double
 
 QUEUE = 100
 INTERVAL = 10.0
@@ -41,7 +43,7 @@ IDLE_SECONDS = 40.0
 GAP_ALLOWANCE = 0.5  # the poll request itself and thread wake-up, on top of the interval
 
 
-def drain_queue(tmp, double) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def drain_queue(tmp: Path, double: MoragDouble) -> dict[str, float]:
     ids = [create_job(double.url, path) for path in text_sources(tmp / "queue", QUEUE)]
     agent = AgentProcess(tmp / "agents", double.url, worker_id="one-slot", slots=1,
                          poll_interval=INTERVAL, long_poll_wait=30, log_level="INFO")
@@ -59,7 +61,7 @@ def drain_queue(tmp, double) -> dict[str, float]:  # type: ignore[no-untyped-def
     return {"wall": done - ready, "startup": ready - started, "window": window, "failed": failed}
 
 
-def idle_gaps_and_baseline(tmp, double) -> tuple[list[float], float]:  # type: ignore[no-untyped-def]
+def idle_gaps_and_baseline(tmp: Path, double: MoragDouble) -> tuple[list[float], float]:
     for path in text_sources(tmp / "audio", BASELINE_JOBS, "audio"):
         create_job(double.url, path, "audio")
     baseline = FixedSleepWorker(double.url, "fixed-sleep", "audio", INTERVAL,
@@ -78,7 +80,7 @@ def idle_gaps_and_baseline(tmp, double) -> tuple[list[float], float]:  # type: i
             baseline.stop()
         gaps = proxy.gaps(since)
     claims = [t for t, _ in baseline.done]
-    cycle = statistics.mean(b - a for a, b in zip(claims, claims[1:], strict=False))
+    cycle = statistics.mean(b - a for a, b in itertools.pairwise(claims))
     return gaps, cycle
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from morag_fleet.jobs.client import MoragClient
-from morag_fleet.jobs.errors import ApiError
+from morag_fleet.jobs.errors import ApiError, ApiProtocolError
 from morag_fleet.jobs.models import Job
 from morag_fleet.jobs.retry import Backoff
 from morag_fleet.log import get_logger
@@ -26,12 +26,14 @@ HELD_SHARE = 0.5
 class Poller:
     def __init__(self, settings: AgentSettings, client: MoragClient, content_types: Sequence[str],
                  free_slots: threading.Semaphore, on_claim: Callable[[Job], None],
+                 on_bad_claim: Callable[[str, str], None],
                  stopping: threading.Event, paused: threading.Event) -> None:
         self._settings = settings
         self._client = client
         self._content_types = list(content_types)
         self._free_slots = free_slots
         self._on_claim = on_claim
+        self._on_bad_claim = on_bad_claim
         self._stopping = stopping
         self._paused = paused
         self._idle = Backoff(base=0.25, cap=settings.poll_interval, jitter="equal")
@@ -68,6 +70,9 @@ class Poller:
             job = self._client.poll(self._content_types, wait=wait)
         except ApiError as exc:
             self._free_slots.release()
+            if isinstance(exc, ApiProtocolError) and exc.claimed_job_id:
+                self._on_bad_claim(exc.claimed_job_id, f"the server's job answer is malformed: "
+                                                       f"{exc}")
             delay = self._errors.next()
             log.warning("poll_failed", error=str(exc), retry_in=round(delay, 2))
             self._stopping.wait(delay)

@@ -64,7 +64,7 @@ class Agent:
             for i in range(settings.max_concurrent_jobs)
         ]
         self.poller = Poller(settings, self.client, self.content_types, self._free_slots,
-                             self._claimed, self.stopping, self.paused)
+                             self._claimed, self._claimed_malformed, self.stopping, self.paused)
         self.notifier = SystemdNotifier()
         self.ready = threading.Event()
 
@@ -176,6 +176,15 @@ class Agent:
         log.info("job_claimed", job_id=job.job_id, content_type=job.content_type)
         self.publisher.job_event(job.job_id, "claimed", content_type=job.content_type)
         self._work.put((job, True))
+
+    def _claimed_malformed(self, job_id: str, reason: str) -> None:
+        """A poll answer named a job but could not be used: report it failed, never drop it."""
+        if not self.journal.record_claim(job_id, "unknown", {"job_id": job_id}):
+            return
+        self._count("claimed")
+        self._count("failed")
+        log.error("job_malformed", job_id=job_id, reason=reason)
+        self._spool_failure(job_id, reason)
 
     def _slot_loop(self, slot: SlotProcess) -> None:
         while True:

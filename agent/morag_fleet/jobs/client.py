@@ -303,7 +303,12 @@ class MoragClient:
         if response.status_code == 204:
             return None
         self.check(response, body, "poll")
-        return Job.from_poll(self.parse_json(response, body, "poll"))
+        data = self.parse_json(response, body, "poll")
+        try:
+            return Job.from_poll(data)
+        except ApiProtocolError as exc:
+            exc.claimed_job_id = Job.claimed_id(data)
+            raise
 
     def download(
         self,

@@ -51,7 +51,10 @@ class ApiConflict(ApiError):
 
 class ApiProtocolError(ApiError):
     """The answer is not what MoRAG's contract says (bad JSON, missing fields, wrong types), or the
-    server rejected our request as malformed (400/422)."""
+    server rejected our request as malformed (400/422). `claimed_job_id` is set when a malformed
+    poll answer still named a job: the server handed it to us and it must be reported."""
+
+    claimed_job_id: str | None = None
 
 
 class DownloadError(ApiError):

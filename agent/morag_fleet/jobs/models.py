@@ -50,6 +50,13 @@ class Job:
     task_options: dict[str, Any] = field(default_factory=dict)
     lease_seconds: float | None = None
 
+    @staticmethod
+    def claimed_id(data: Any) -> str | None:
+        """The job id of a poll answer that is otherwise malformed: the server has marked that
+        job as ours, so it must still be reported (as failed), or it stays processing forever."""
+        job_id = data.get("job_id") if isinstance(data, dict) else None
+        return job_id if isinstance(job_id, str) and _JOB_ID.match(job_id) else None
+
     @classmethod
     def from_poll(cls, data: Any) -> Job | None:
         """The job in a poll answer; None for MoRAG's "no job" (200 with every field null)."""
