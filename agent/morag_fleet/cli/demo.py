@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
-import http.server
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,24 +77,6 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) ->
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
-@contextlib.contextmanager
-def serve_directory(folder: Path) -> Iterator[str]:
-    """The web and YouTube samples are URLs; this loopback server is what they point at."""
-    handler = functools.partial(QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 def agent_config(work: Path, name: str, api_url: str, controller: str) -> Path:
     config = {
         "worker_id": name, "api_base_url": api_url, "max_concurrent_jobs": 2,
@@ -113,18 +91,9 @@ def agent_config(work: Path, name: str, api_url: str, controller: str) -> Path:
     return path
 
 
-def queue_samples(client: JobClient, samples: dict[str, Path], base_url: str,
-                  work: Path) -> dict[str, str]:
-    """Uploads each sample; web and YouTube jobs get a file holding the sample's URL."""
-    jobs = {}
-    for content_type in DEMO_TYPES:
-        source = samples[content_type]
-        if content_type in ("web", "youtube"):
-            url_file = work / f"{content_type}-url.txt"
-            url_file.write_text(f"{base_url}/{source.name}\n")
-            source = url_file
-        jobs[content_type] = client.upload(source, content_type, {})
-    return jobs
+def queue_samples(client: JobClient, samples: dict[str, Path]) -> dict[str, str]:
+    return {content_type: client.upload(samples[content_type], content_type, {})
+            for content_type in DEMO_TYPES}
 
 
 def show_results(client: JobClient, jobs: dict[str, str], lines: int, timeout: float) -> int:
@@ -145,7 +114,7 @@ def show_results(client: JobClient, jobs: dict[str, str], lines: int, timeout: f
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from morag_fleet.samples import make_samples
+    from morag_fleet.samples import make_samples, serve_samples
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="morag-fleet-demo-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -163,15 +132,16 @@ def run_demo(args: argparse.Namespace) -> int:
         fleet.spawn("controller", [*exe, "morag_fleet.cli.fleet_main", "controller", "--bind",
                                    controller, "--state-dir", str(state_dir), "--plaintext"])
         print(f"job server {api_url}, controller {controller}, work dir {work}")
-        print("generating samples ...")
-        samples = make_samples(work / "samples")
         for n in range(1, args.agents + 1):
             config = agent_config(work, f"demo-agent-{n}", api_url, controller)
             fleet.spawn(f"demo-agent-{n}", [*exe, "morag_fleet.cli.agent_main", "run",
                                             "--config", str(config)])
         client = JobClient(api_url)
-        with serve_directory(work / "samples") as base_url:
-            jobs = queue_samples(client, samples, base_url, work)
+        sample_dir = work / "samples"
+        sample_dir.mkdir(exist_ok=True)
+        with serve_samples(sample_dir) as base_url:  # web and YouTube samples are URLs here
+            print("generating samples ...")
+            jobs = queue_samples(client, make_samples(sample_dir, base_url))
             print(f"queued {len(jobs)} jobs: {', '.join(jobs)}")
             failures = show_results(client, jobs, args.lines, args.timeout)
         print("\n===== morag-fleet status =====")
