@@ -346,10 +346,13 @@ class MoragClient:
 
     def submit_result(self, job_id: str, result: JobResult) -> dict[str, Any]:
         """Send the result once. A timeout or connection error raises ApiUnavailable and must be
-        followed by `job_status` before any resubmission (MoRAG ingests inside this request)."""
+        followed by `job_status` before any resubmission (MoRAG ingests inside this request).
+        `worker_id` lets a leasing server refuse a result from a worker that lost the job;
+        MoRAG ignores the parameter."""
         timeout = (self.settings.connect_timeout, self.settings.submit_timeout)
         return self._json_object("PUT", self.job_url(job_id, "result"), f"submit {job_id}",
-                                 json=result.to_json(), timeout=timeout, retry=False)
+                                 json=result.to_json(), timeout=timeout, retry=False,
+                                 params={"worker_id": self.settings.worker_id})
 
     def job_status(self, job_id: str) -> dict[str, Any]:
         data = self._json_object("GET", self.job_url(job_id, "status"), f"status {job_id}")
