@@ -28,6 +28,20 @@ def test_jobs_complete_against_reference_server(jobserver, make_agent, make_doc)
     agent.send(signal.SIGTERM)
     assert agent.wait(60) == 0
     assert agent.find("agent_stopped")
+    # per-job download dirs are gone, the temp root itself is kept
+    assert (agent.dir / "tmp").is_dir()
+    assert list((agent.dir / "tmp").iterdir()) == []
+
+
+def test_slots_are_bound_to_gpus(jobserver, make_agent, make_doc) -> None:
+    """GPU binding is an environment variable per slot process; no GPU is needed to check it."""
+    ids = [jobserver.upload(make_doc(f"g{i}.txt", "sleep 1.5\ngpu job"), "document")
+           for i in range(4)]
+    make_agent(jobserver.url, slots=2, gpus=["0", "1"])
+    wait_until(lambda: all(jobserver.status(i)["status"] == "completed" for i in ids), 90,
+               "gpu-bound jobs completed")
+    seen = {jobserver.result(i)["metadata"]["cuda_visible_devices"] for i in ids}
+    assert seen == {"0", "1"}
 
 
 def test_jobs_complete_against_morag_double(tmp_path, make_agent, make_doc) -> None:

@@ -51,7 +51,7 @@ def connect(endpoint: str, names: list[str]) -> tuple[zmq.Context, list[zmq.Sock
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 1000)
-        sock.setsockopt(zmq.RCVHWM, 4)  # acks are not read; let them pile up nowhere
+        sock.setsockopt(zmq.RCVHWM, 0)  # acks are read by the io thread, like a real agent
         sock.connect(endpoint)
         sock.send(hello(name))
         sockets.append(sock)

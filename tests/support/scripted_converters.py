@@ -60,5 +60,6 @@ class ScriptedConverter:
         if action == "raise":
             raise ConversionError("the scripted converter was told to fail")
         result = self._text.convert(source, options, job_info, progress)
-        metadata = dict(result.metadata, slot_pid=os.getpid(), jobs_seen=self.jobs_seen)
+        metadata = dict(result.metadata, slot_pid=os.getpid(), jobs_seen=self.jobs_seen,
+                        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
         return ConversionResult(result.markdown, metadata)

@@ -45,6 +45,7 @@ class AgentRecord:
     sid: str = ""
     last_seq: int = 0
     routing_id: bytes | None = None
+    next_ack: float = 0.0  # heartbeats are acked at most once a second (see server.handle)
 
     @property
     def status(self) -> str:
@@ -53,7 +54,7 @@ class AgentRecord:
     def to_dict(self) -> dict[str, Any]:
         """Everything the views and the store need (not the routing id, which dies with us)."""
         data = {name: getattr(self, name) for name in self.__slots__
-                if name not in ("routing_id", "jobs", "host_stats")}
+                if name not in ("routing_id", "jobs", "host_stats", "next_ack")}
         data["host_stats"] = {k: self.host_stats.get(k) for k in HOST_FIELDS}
         data["jobs"] = [job_view(job) for job in self.jobs.values()]
         data["status"] = self.status
@@ -61,8 +62,10 @@ class AgentRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AgentRecord:
-        known = {k: v for k, v in data.items() if k in cls.__slots__ and k != "jobs"}
+        known = {k: v for k, v in data.items()
+                 if k in cls.__slots__ and k not in ("jobs", "host_stats")}
         record = cls(**known)
+        record.host_stats = dict(data.get("host_stats") or {})
         record.jobs = {job["job_id"]: job for job in data.get("jobs", [])}
         return record
 
