@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from tests.support.agent_proc import REPO_ROOT
 
 

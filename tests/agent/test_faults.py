@@ -6,6 +6,7 @@ server with a reason, exactly once, and the agent process survives what it shoul
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -205,7 +206,7 @@ def test_malformed_answer_naming_a_claimed_job_reports_it_failed(jobserver, make
     job_id = jobserver.upload(make_doc("m.txt", "claimed but malformed"), "document")
     assert jobserver.poll("agent-1", "document")["job_id"] == job_id  # the server's claim
     jobserver.set_faults([{"method": "GET", "path_regex": r"/poll$", "status": 200,
-                           "count": 1, "body": '{"job_id": "%s", "content_type": 7}' % job_id}])
+                           "count": 1, "body": json.dumps({"job_id": job_id, "content_type": 7})}])
     agent = make_agent(jobserver.url)
     status = final(jobserver, job_id)
     assert status["status"] == "failed"
