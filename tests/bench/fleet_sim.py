@@ -42,7 +42,7 @@ def hello(name: str) -> bytes:
 
 
 def connect(endpoint: str, names: list[str]) -> tuple[zmq.Context, list[zmq.Socket]]:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     ctx = zmq.Context()
     ctx.set(zmq.MAX_SOCKETS, len(names) + 64)

@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.support.process import REPO_ROOT, free_port, wait_for
 
-MAIN_MODULE = os.environ.get("MORAG_FLEET_MAIN_MODULE", "morag_fleet.controller")
+MAIN_MODULE = "morag_fleet.cli.fleet_main"  # the real `morag-fleet` entry point
 
 
 def env() -> dict[str, str]:

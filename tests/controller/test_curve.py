@@ -100,3 +100,26 @@ def test_an_agent_cannot_take_over_another_agents_name(short_tmp: Path, cleanup:
     record = next(a for a in controller.json("agents") if a["name"] == "alpha")
     assert record["key_name"] == "alpha"
     assert impostor.link_status()["pending_events"] == 15  # never acknowledged
+
+
+def test_probe_controller_for_agent_check(short_tmp: Path, cleanup: list) -> None:
+    from morag_fleet.settings import AgentSettings
+    from morag_fleet.wire.publisher import probe_controller
+
+    keys = make_keys(short_tmp, "controller", "good", "stranger")
+    controller = curve_controller(short_tmp, keys, ("good",))
+    cleanup.append(controller.start())
+
+    def settings(name: str) -> AgentSettings:
+        return AgentSettings(worker_id=name, controller=controller.endpoint,
+                             agent_key_file=str(keys[name][1]),
+                             controller_public_key=str(keys["controller"][0]))
+
+    ok, message = probe_controller(settings("good"), timeout=30)
+    assert ok, message
+    ok, message = probe_controller(settings("stranger"), timeout=30)
+    assert not ok and "refused" in message
+    ok, message = probe_controller(AgentSettings(worker_id="x", controller=controller.endpoint),
+                                   timeout=5)
+    assert not ok and "agent_key_file" in message
+    assert controller.agent("good") is None  # a probe leaves no trace in the fleet state

@@ -1,14 +1,10 @@
 """The reference job server as a real subprocess (`morag-fleet jobserver`), with helpers that
-speak its HTTP API, for tests that need a job source.
-
-`MORAG_FLEET_MAIN_MODULE` picks the module run with `python -m` (default
-`morag_fleet.cli.fleet_main`; `morag_fleet.jobserver` runs the server without the rest of the CLI).
-"""
+speak its HTTP API, for tests that need a job source. It runs through the real `morag-fleet`
+entry point (`python -m morag_fleet.cli.fleet_main`)."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +19,7 @@ T = TypeVar("T")
 
 
 def main_module() -> str:
-    return os.environ.get("MORAG_FLEET_MAIN_MODULE", "morag_fleet.cli.fleet_main")
+    return "morag_fleet.cli.fleet_main"
 
 
 class JobServer(ServerProcess):

@@ -40,6 +40,7 @@ class Poller:
         self._errors = Backoff(base=1.0, cap=max(settings.poll_interval, 30.0))
         self._thread: threading.Thread | None = None
         self.polls = 0
+        self.in_poll = False  # a (long) poll is in flight: it may still bring a claim
 
     @property
     def alive(self) -> bool:
@@ -56,9 +57,11 @@ class Poller:
                 continue
             if not self._free_slots.acquire(timeout=0.5):
                 continue
-            if self._stopping.is_set():
+            self.in_poll = True  # set before the pause check, so `paused` is never reported early
+            if self._stopping.is_set() or self._paused.is_set():
+                self.in_poll = False
                 self._free_slots.release()
-                return
+                continue
             self._poll_once()
 
     def _poll_once(self) -> None:
@@ -69,6 +72,7 @@ class Poller:
             self.polls += 1
             job = self._client.poll(self._content_types, wait=wait)
         except ApiError as exc:
+            self.in_poll = False
             self._free_slots.release()
             if isinstance(exc, ApiProtocolError) and exc.claimed_job_id:
                 self._on_bad_claim(exc.claimed_job_id, f"the server's job answer is malformed: "
@@ -77,6 +81,7 @@ class Poller:
             log.warning("poll_failed", error=str(exc), retry_in=round(delay, 2))
             self._stopping.wait(delay)
             return
+        self.in_poll = False
         self._errors.reset()
         if job is not None:
             self._idle.reset()

@@ -143,6 +143,7 @@ class SlotProcess:
         assert self._conn is not None
         self._conn.send(request)
         deadline = time.monotonic() + timeout
+        self._next_memory_check = time.monotonic() + WATCH_INTERVAL  # short jobs never scan
         while True:
             if self._conn.poll(WATCH_INTERVAL):
                 try:
@@ -174,7 +175,8 @@ class SlotProcess:
             return ConvertOutcome(
                 False, error=f"conversion timed out after {timeout:.0f} s", recycled=True)
         # Measuring scans all of /proc (psutil's children()), so at most once per interval,
-        # not once per message: per message it cost a third of the agent's CPU on short jobs.
+        # not once per message: per message it cost a third of the agent's CPU on short jobs
+        # (tests/bench/bench_throughput.py --profile).
         if not self._memory_limit or time.monotonic() < self._next_memory_check:
             return None
         self._next_memory_check = time.monotonic() + WATCH_INTERVAL

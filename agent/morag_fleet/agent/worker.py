@@ -286,8 +286,8 @@ class Agent:
     def state(self) -> str:
         if self.stopping.is_set():
             return "draining"
-        if self.paused.is_set():
-            return "paused"
+        if self.paused.is_set() and not self.poller.in_poll:
+            return "paused"  # only once no poll in flight can still bring a claim
         return "busy" if self._active else "idle"
 
     def snapshot(self) -> dict[str, Any]:
