@@ -212,3 +212,30 @@ def test_malformed_answer_naming_a_claimed_job_reports_it_failed(jobserver, make
     assert status["status"] == "failed"
     assert "malformed" in status["error_message"]
     assert agent.alive
+
+
+def test_slow_ingestion_timeout_is_not_resubmitted(tmp_path, make_agent, make_doc) -> None:
+    """MoRAG ingests inside PUT /result: a client timeout is not a failure. The agent asks the
+    job's status and, seeing it completed, does not submit again (which would re-ingest)."""
+    from tests.support.morag_double import running_morag_double
+
+    with running_morag_double(tmp_path / "double", result_delay=6) as double:
+        job_id = double.create_job(make_doc("slow.txt", "slow ingestion"), "document")
+        agent = make_agent(double.url, submit_timeout=1.5)
+        agent.wait_for_event("result_confirmed", timeout=90, job_id=job_id)
+        assert double.status(job_id)["status"] == "completed"
+        spooled = agent.find("result_spooled", job_id=job_id)
+        assert len(spooled) == 1 and "timed out" in spooled[0]["error"].lower()
+        assert not agent.find("result_submitted", job_id=job_id)
+
+
+def test_slow_server_answers_still_complete_jobs(jobserver, make_agent, make_doc) -> None:
+    jobserver.set_faults([
+        {"method": "GET", "path_regex": r"/download$", "delay": 2, "count": 2},
+        {"method": "PUT", "path_regex": r"/result$", "delay": 2, "count": 2},
+    ])
+    ids = [jobserver.upload(make_doc(f"slow{i}.txt", f"slow {i}"), "document") for i in range(2)]
+    make_agent(jobserver.url)
+    for job_id in ids:
+        assert final(jobserver, job_id)["status"] == "completed"
+    assert jobserver.stats()["duplicate_results"] == 0

@@ -61,6 +61,7 @@ class Deliverer:
         try:
             if entry.submit_tries > 0 and self._already_final(job_id):
                 self._journal.mark_delivered(job_id)
+                log.info("result_confirmed", job_id=job_id, tries=entry.submit_tries)
                 return DeliveryOutcome(True, "server already has the result")
             answer = self._client.submit_result(job_id, JobResult.from_json(entry.result))
         except ApiUnavailable as exc:
