@@ -15,6 +15,7 @@ agent's process tree over the window, as a share of one core.
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ class Watched:
     threads: int = 0
     cpu: float = 0.0
     polls: int = 0
+    stop_seconds: float = 0.0
 
     @property
     def pid(self) -> int:
@@ -86,24 +88,39 @@ def watch(agents: list[Watched]) -> None:
         w.polls = len(w.proxy.polls) - polled
 
 
+def stop_all(agents: list[Watched]) -> None:
+    """SIGTERM to all at once; each one's time to exit (an idle agent first lets its held
+    long poll come back, so that a job the server hands out meanwhile is not lost)."""
+
+    def stop(w: Watched) -> None:
+        began = time.monotonic()
+        w.agent.stop()
+        w.stop_seconds = time.monotonic() - began
+
+    threads = [threading.Thread(target=stop, args=(w,)) for w in agents]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def main() -> int:
     with (workspace("idle") as tmp, running_jobserver(tmp / "server") as server,
           running_morag_double(tmp / "double") as double,
           PollRecorder(server.url) as p1, PollRecorder(double.url) as p2,
           PollRecorder(server.url) as p3):
-        agents = [start(tmp, "fresh, reference server", "fresh-ref", p1),
-                  start(tmp, "fresh, MoRAG double", "fresh-double", p2),
-                  start(tmp, "after 2 jobs, reference server", "used-ref", p3)]
+        # the used agent first and alone, so that it is the one that converts the two jobs
+        used = start(tmp, "after 2 jobs, reference server", "used-ref", p3)
+        agents = [used]
         try:
-            # only the third agent may take these: the others are not polling the server yet?
-            # no: all poll; so the jobs go through the third agent's own proxy-free path below
-            pass
+            ids = [create_job(server.url, path) for path in text_sources(tmp / "src", 2)]
+            wait_final(server.url, ids, 60)
+            agents.insert(0, start(tmp, "fresh, reference server", "fresh-ref", p1))
+            agents.insert(1, start(tmp, "fresh, MoRAG double", "fresh-double", p2))
+            note(f"watching three idle agents for {WINDOW:g} s ...")
+            watch(agents)
         finally:
-            pass
-        note(f"watching three idle agents for {WINDOW:g} s ...")
-        watch(agents)
-        for w in agents:
-            w.agent.stop()
+            stop_all(agents)
     _report(agents)
     return 0
 
@@ -113,14 +130,14 @@ def _report(agents: list[Watched]) -> None:
     for w in agents:
         rows.append([w.label, mib(statistics.median(w.main_rss)), mib(max(w.main_rss)),
                      w.threads, w.children, mib(max(w.child_rss)),
-                     f"{w.cpu:.2f} s", f"{w.cpu / WINDOW * 100:.2f} %", w.polls])
+                     f"{w.cpu:.2f} s", f"{w.cpu / WINDOW * 100:.2f} %", w.polls,
+                     f"{w.stop_seconds:.1f} s"])
     table(f"Idle agents over {WINDOW:g} s (2 slots, poll_interval 10, long_poll_wait 30)",
-          ["agent", "main RSS median", "main RSS peak", "threads", "slot procs",
-           "slot RSS peak", "CPU", "CPU share of a core", "polls"], rows)
+          ["agent", "main RSS median", "main RSS peak", "threads", "children",
+           "children RSS", "CPU", "CPU share of a core", "polls", "SIGTERM->exit"], rows)
+    note("(children: the slot processes plus multiprocessing's resource tracker; slots start "
+         "with the first job)")
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-__all__ = ["create_job", "text_sources", "wait_final"]

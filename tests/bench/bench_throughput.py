@@ -21,6 +21,7 @@ import contextlib
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -52,7 +53,7 @@ from morag_fleet.settings import AgentSettings
 SLOTS = 4
 JOBS = 150
 WARMUP = 8
-ROUNDS = 3
+ROUNDS = 4
 LONG_POLL = 5.0
 TARGET_SHARE = 0.80
 
@@ -239,12 +240,22 @@ def main() -> int:
                          f"{r.children_cpu_ms:.1f}", f"{r.server_cpu_ms:.1f}"])
     table(f"{JOBS} trivial .txt jobs, {SLOTS} consumers, reference server",
           ["consumer", "round", "jobs/s", "CPU ms/job: consumer", "its children", "server"], rows)
+    # best rounds: other load on a shared machine only ever slows a round down
     best = {name: max(r.rate for r in done) for name, done in rounds.items()}
+    middle = {name: statistics.median(r.rate for r in done) for name, done in rounds.items()}
+    cpu = {name: statistics.median(r.consumer_cpu_ms + r.children_cpu_ms for r in done)
+           for name, done in rounds.items()}
     share = best["agent"] / best["bare"]
     table("Targets", ["check", "measured", "target", "result"], [
         ["agent / bare loop (best rounds)",
          f"{best['agent']:.1f} / {best['bare']:.1f} = {share * 100:.0f} %",
-         f">= {TARGET_SHARE * 100:.0f} %", verdict(share >= TARGET_SHARE)]])
+         f">= {TARGET_SHARE * 100:.0f} %", verdict(share >= TARGET_SHARE)],
+        ["agent / bare loop (median rounds)",
+         f"{middle['agent']:.1f} / {middle['bare']:.1f} = "
+         f"{middle['agent'] / middle['bare'] * 100:.0f} %", "(information)", "-"],
+        ["consumer CPU per job, agent / bare (medians)",
+         f"{cpu['agent']:.1f} / {cpu['bare']:.1f} ms = {cpu['agent'] / cpu['bare']:.2f}x",
+         "(information)", "-"]])
     return 0
 
 

@@ -32,7 +32,7 @@ class FleetCollector(Collector):
         yield agents
         online = [r for r in records if r.link == "online"]
         yield GaugeMetricFamily("morag_fleet_active_jobs", "Jobs running fleet-wide",
-                                value=sum(len(r.jobs) for r in online))
+                                value=sum(r.job_count for r in online))
         yield GaugeMetricFamily("morag_fleet_slots", "Conversion slots of online agents",
                                 value=sum(r.slots_total for r in online))
         outbox = GaugeMetricFamily("morag_fleet_outbox_depth",

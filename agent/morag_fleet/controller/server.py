@@ -21,6 +21,7 @@ import zmq
 from morag_fleet.controller import views
 from morag_fleet.controller.auth import AuthorizedKeys
 from morag_fleet.controller.control import ControlError, bind_control, serve_one
+from morag_fleet.controller.fastbeat import decode_heartbeat
 from morag_fleet.controller.metrics import Metrics
 from morag_fleet.controller.state import AgentRecord, FleetState, IdentityRefused
 from morag_fleet.controller.store import PendingEvent, Retention, Store
@@ -31,6 +32,11 @@ from morag_fleet.wire.keys import KeyFileError, create_key_pair, load_secret
 log = get_logger(__name__)
 
 BATCH = 2000
+# After a turn that emptied the queue with fewer frames than this, wait a moment before the
+# next poll so frames gather: a trickle of single frames costs a wake-up (and ZeroMQ signalling
+# between its threads) per frame, a batch costs one. Adds at most COALESCE_S of latency.
+COALESCE_BELOW = 200
+COALESCE_S = 0.002
 HARD_FRAME_LIMIT = 4 * schema.MAX_FRAME_BYTES  # beyond this ZeroMQ drops the peer unread
 SAVE_EVERY = 15.0
 SAVE_CHUNK = 1000  # agent snapshots written per loop turn, so a big fleet never stalls ingest
@@ -38,6 +44,10 @@ LOST_CHECK_EVERY = 0.5
 RETENTION_EVERY = 60.0
 KEYS_CHECK_EVERY = 2.0
 ACK_HEARTBEATS_EVERY = 1.0
+# plain ints: pyzmq's flag enums cost about a microsecond per combination on the hot path
+_DONTWAIT = int(zmq.DONTWAIT)
+_SNDMORE_DONTWAIT = int(zmq.SNDMORE | zmq.DONTWAIT)
+_PING_ACK = codec.encode({"v": schema.PROTOCOL_VERSION, "kind": "ack", "seq": 0})
 
 
 class ControllerError(RuntimeError):
@@ -108,10 +118,19 @@ class Controller:
         sock.setsockopt(zmq.LINGER, 1000)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sock.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
-        sock.setsockopt(zmq.RCVHWM, 10_000)
+        # per connection: a burst of resent events (the agent sends 256 at a time) fits, and a
+        # stalled controller cannot queue 10,000 frames for each of 10,000 agents
+        sock.setsockopt(zmq.RCVHWM, 1000)
         sock.setsockopt(zmq.SNDHWM, 1000)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, 10_000)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 30_000)
+        # Dead peers are found by the kernel, not by ZMTP heartbeats: libzmq cancels a timer by
+        # scanning all of them, so ROUTER-side heartbeats cost O(connections) per ping, which
+        # at 10,000 agents took more CPU than the heartbeat messages themselves. The agents
+        # still ping (one connection each, nothing to scan); we only answer.
+        sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 30)
+        sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 10)
+        sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+        sock.setsockopt(zmq.TCP_MAXRT, 60_000)  # unacknowledged data (an ack) for 60 s: gone
         sock.setsockopt(zmq.BACKLOG, 1024)
         if not self.config.plaintext:
             self._setup_curve(sock)
@@ -167,51 +186,52 @@ class Controller:
         poller.register(self.control, zmq.POLLIN)
         while not self._stop:
             ready = dict(poller.poll(100))
-            if self.router in ready:
-                self.ingest()
+            if self.router in ready and 0 < self.ingest() < COALESCE_BELOW:
+                time.sleep(COALESCE_S)
             if self.control in ready:
                 serve_one(self.control, self.control_handlers())
             self.housekeeping(time.time())
 
     def ingest(self, max_messages: int = BATCH) -> int:
-        """Read up to `max_messages` waiting frames; commit their events, then ack."""
+        """Read up to `max_messages` waiting frames; commit their events, then ack.
+
+        One ROUTER message is [routing id, payload]; its parts arrive together, so the payload
+        is read without waiting, and `Frame.more` is much cheaper than asking for RCVMORE."""
         events: list[PendingEvent] = []
         acks: dict[bytes, AgentRecord | None] = {}
+        now = time.time()  # one clock read per batch: a batch takes milliseconds
+        recv = self.router.recv
         handled = 0
-        for _ in range(max_messages):
-            frames = self._recv(events, acks)
-            if frames is None:
+        while handled < max_messages:
+            try:
+                routing_id = recv(_DONTWAIT)
+                frame = recv(_DONTWAIT, copy=False)
+            except zmq.Again:
                 break
             handled += 1
+            if frame.more:
+                while self.router.getsockopt(zmq.RCVMORE):
+                    self.router.recv()
+                self.state.count("rejected:frames")
+                continue
+            user_id = self._user_ids.get(routing_id, "")
+            if user_id == "":
+                user_id = self._remember_user(routing_id, frame)
+            self.handle(routing_id, user_id, frame.bytes, events, acks, now)
+        if events:
+            self._commit(events)
+        self._send_acks(acks)
+        return handled
+
+    def _commit(self, events: list[PendingEvent]) -> None:
+        """Events and the sequence numbers they advance, in one transaction, before any ack."""
         sessions = {}
         for pending in events:
             record = self.state.agents.get(pending.agent)
             if record is not None and pending.body.get("by") != "controller":
                 sessions[record.name] = (record.sid, record.last_seq)
-        if events:
-            assert self.store is not None
-            self.store.record_events(events, sessions)
-        self._send_acks(acks)
-        return handled
-
-    def _recv(self, events: list[PendingEvent], acks: dict[bytes, AgentRecord | None]) -> Any:
-        """One ROUTER message: [routing id, payload]. The parts of a message arrive together, so
-        the payload is read without waiting; `Frame.more` is much cheaper than RCVMORE."""
-        try:
-            routing_id = self.router.recv(zmq.DONTWAIT)
-            frame = self.router.recv(zmq.DONTWAIT, copy=False)
-        except zmq.Again:
-            return None
-        if frame.more:
-            while self.router.getsockopt(zmq.RCVMORE):
-                self.router.recv()
-            self.state.count("rejected:frames")
-            return True
-        user_id = self._user_ids.get(routing_id, "")
-        if user_id == "":
-            user_id = self._remember_user(routing_id, frame)
-        self.handle(routing_id, user_id, frame.bytes, events, acks)
-        return True
+        assert self.store is not None
+        self.store.record_events(events, sessions)
 
     def _remember_user(self, routing_id: bytes, frame: zmq.Frame) -> str | None:
         if len(self._user_ids) > 200_000:
@@ -226,10 +246,24 @@ class Controller:
         return user_id
 
     def handle(self, routing_id: bytes, user_id: str | None, payload: bytes,
-               events: list[PendingEvent], acks: dict[bytes, AgentRecord | None]) -> None:
-        """Validate one agent frame and apply it. Never raises for anything a peer can send."""
+               events: list[PendingEvent], acks: dict[bytes, AgentRecord | None],
+               now: float | None = None) -> None:
+        """Validate one agent frame and apply it. Never raises for anything a peer can send.
+
+        Heartbeats laid out as agents send them take the precompiled check in `fastbeat`;
+        everything else, and anything that check is not sure about, the full validator."""
         if len(payload) > schema.MAX_FRAME_BYTES:
             self.state.count("rejected:oversize")
+            return
+        now = time.time() if now is None else now
+        beat = decode_heartbeat(payload)
+        if beat is not None:
+            record = self._admit(beat.agent, "frame:heartbeat", user_id, routing_id, now,
+                                 events)
+            if record is not None:
+                self.state.on_fast_heartbeat(record, beat.body)
+                record.beat = payload
+                self._ack_heartbeat(record, routing_id, now, acks)
             return
         try:
             msg = schema.validate(codec.decode(payload))
@@ -244,22 +278,39 @@ class Controller:
             self.state.count("frame:ping")
             acks[routing_id] = None
             return
-        now = time.time()
+        record = self._admit(msg["agent"], "frame:" + kind, user_id, routing_id, now, events)
+        if record is None:
+            return
+        self._apply(record, msg, events)
+        if kind == "heartbeat":
+            record.beat = payload
+            self._ack_heartbeat(record, routing_id, now, acks)
+        else:
+            record.next_ack = now + ACK_HEARTBEATS_EVERY
+            acks[routing_id] = record
+
+    def _admit(self, name: str, counter: str, user_id: str | None, routing_id: bytes,
+               now: float, events: list[PendingEvent]) -> AgentRecord | None:
+        """The sender's record, or None when its key may not use that name (counted)."""
         try:
-            record, bound, returned = self.state.admit(msg["agent"], user_id, routing_id, now)
+            record, bound, returned = self.state.admit(name, user_id, routing_id, now)
         except IdentityRefused:
             self.state.count("rejected:identity")
-            log.warning("identity_refused", agent=msg["agent"], key=user_id)
-            return
-        self.state.count("frame:" + kind)
+            log.warning("identity_refused", agent=name, key=user_id)
+            return None
+        self.state.count(counter)
         if bound and self.store is not None:
             self.store.save_agents([record])
         if returned:
             events.append(self._controller_event(record.name, "reconnected", now))
-        self._apply(record, msg, events)
-        # Every event, hello and bye is acked; heartbeats at most once a second per agent, which
-        # is all the agent's link check needs and halves the traffic of a busy fleet.
-        if kind != "heartbeat" or now >= record.next_ack or not record.has_hello:
+        return record
+
+    @staticmethod
+    def _ack_heartbeat(record: AgentRecord, routing_id: bytes, now: float,
+                       acks: dict[bytes, AgentRecord | None]) -> None:
+        """Every event, hello and bye is acked; heartbeats at most once a second per agent,
+        which is all the agent's link check needs and saves most acks of a busy fleet."""
+        if now >= record.next_ack or not record.has_hello:
             record.next_ack = now + ACK_HEARTBEATS_EVERY
             acks[routing_id] = record
 
@@ -291,16 +342,26 @@ class Controller:
                                         **(extra or {})})
 
     def _send_acks(self, acks: dict[bytes, AgentRecord | None]) -> None:
+        send = self.router.send
         for routing_id, record in acks.items():
-            ack: dict[str, Any] = {"v": schema.PROTOCOL_VERSION, "kind": "ack", "seq": 0}
-            if record is not None:
-                ack["seq"], ack["sid"] = record.last_seq, record.sid
-                if not record.has_hello:
-                    ack["hello"] = True
+            frame = _PING_ACK if record is None else self._ack_frame(record)
             try:
-                self.router.send_multipart([routing_id, codec.encode(ack)], zmq.DONTWAIT)
+                send(routing_id, _SNDMORE_DONTWAIT)  # ROUTER refuses here or takes both parts
+                send(frame, _DONTWAIT)
             except zmq.ZMQError:  # peer gone or its queue full: it resends, we re-ack later
                 self.state.count("ack:undeliverable")
+
+    @staticmethod
+    def _ack_frame(record: AgentRecord) -> bytes:
+        """The encoded ack for this agent, re-encoded only when what it says has changed."""
+        key = (record.last_seq, record.sid, record.has_hello)
+        if record.ack_key != key:
+            ack: dict[str, Any] = {"v": schema.PROTOCOL_VERSION, "kind": "ack",
+                                   "seq": record.last_seq, "sid": record.sid}
+            if not record.has_hello:
+                ack["hello"] = True
+            record.ack_key, record.ack_frame = key, codec.encode(ack)
+        return record.ack_frame
 
     # ---- housekeeping -------------------------------------------------------------------------
     def housekeeping(self, now: float) -> None:

@@ -13,11 +13,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from morag_fleet.controller.fastbeat import FastBody, FastJob, decode_heartbeat
+from morag_fleet.wire import codec, schema
+
 TERMINAL_PHASES = ("completed", "failed")
 LOST_AFTER_BEATS = 3
 
 # fields kept from the heartbeat verbatim for the views
 HOST_FIELDS = ("cpu_percent", "memory_percent", "memory_available_mb", "disk_percent", "load1")
+# what the store writes as JSON; the rest is rebuilt from the last heartbeat frame (`beat`)
+STORED_FIELDS = ("name", "key", "host", "version", "pid", "content_types", "converters",
+                 "heartbeat_interval", "link", "gpus", "first_seen", "last_seen", "has_hello")
+# per-process working fields the views never show
+_PRIVATE_FIELDS = ("routing_id", "job_map", "beat_jobs", "host_stats", "next_ack", "beat",
+                   "ack_key", "ack_frame")
 
 
 @dataclass(slots=True)
@@ -37,8 +46,9 @@ class AgentRecord:
     counters: dict[str, int] = field(default_factory=dict)
     outbox_depth: int = 0
     gpus: list[dict[str, Any]] = field(default_factory=list)
-    host_stats: dict[str, Any] = field(default_factory=dict)
-    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    host_stats: dict[str, Any] | FastBody = field(default_factory=dict)  # the last beat's body
+    job_map: dict[str, dict[str, Any]] = field(default_factory=dict)  # see `jobs`
+    beat_jobs: list[FastJob] | None = None  # the last fast heartbeat's jobs, not yet in job_map
     first_seen: float = 0.0
     last_seen: float = 0.0
     has_hello: bool = False
@@ -46,24 +56,55 @@ class AgentRecord:
     last_seq: int = 0
     routing_id: bytes | None = None
     next_ack: float = 0.0  # heartbeats are acked at most once a second (see server.handle)
+    beat: bytes | None = None  # the last heartbeat frame as received (what the store keeps)
+    ack_key: tuple[int, str, bool] | None = None  # (last_seq, sid, has_hello) of `ack_frame`
+    ack_frame: bytes = b""
 
     @property
     def status(self) -> str:
         return self.state if self.link == "online" else self.link
 
+    @property
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        """Running jobs by id. A heartbeat only leaves its job list here; the maps that events
+        update and views read are built when first asked for (main thread only)."""
+        if self.beat_jobs is not None:
+            self.job_map = {job.job_id: {"job_id": job.job_id, "content_type": job.content_type,
+                                         "phase": job.phase, "progress": job.progress,
+                                         "slot": job.slot, "started_at": job.started_at}
+                            for job in self.beat_jobs}
+            self.beat_jobs = None
+        return self.job_map
+
+    @jobs.setter
+    def jobs(self, jobs: dict[str, dict[str, Any]]) -> None:
+        self.job_map, self.beat_jobs = jobs, None
+
+    @property
+    def job_count(self) -> int:
+        """len(jobs) without building anything (safe from the metrics thread)."""
+        beat_jobs = self.beat_jobs
+        return len(self.job_map) if beat_jobs is None else len(beat_jobs)
+
     def to_dict(self) -> dict[str, Any]:
-        """Everything the views and the store need (not the routing id, which dies with us)."""
+        """Everything the views show (not the routing id, which dies with us)."""
         data = {name: getattr(self, name) for name in self.__slots__
-                if name not in ("routing_id", "jobs", "host_stats", "next_ack")}
-        data["host_stats"] = {k: self.host_stats.get(k) for k in HOST_FIELDS}
+                if name not in _PRIVATE_FIELDS}
+        stats = self.host_stats
+        data["host_stats"] = {k: stats.get(k) if isinstance(stats, dict) else getattr(stats, k)
+                              for k in HOST_FIELDS}
         data["jobs"] = [job_view(job) for job in self.jobs.values()]
         data["status"] = self.status
         return data
 
+    def stored_dict(self) -> dict[str, Any]:
+        """What changes rarely (hello, identity, link); heartbeat fields come from `beat`."""
+        return {name: getattr(self, name) for name in STORED_FIELDS}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AgentRecord:
         known = {k: v for k, v in data.items()
-                 if k in cls.__slots__ and k not in ("jobs", "host_stats")}
+                 if k in cls.__slots__ and k not in _PRIVATE_FIELDS}
         record = cls(**known)
         record.host_stats = dict(data.get("host_stats") or {})
         record.jobs = {job["job_id"]: job for job in data.get("jobs", [])}
@@ -98,7 +139,22 @@ class FleetState:
     def load(self, records: Iterable[AgentRecord]) -> None:
         for record in records:
             record.routing_id = None
+            if record.beat:
+                self.replay_beat(record, record.beat)
             self.agents[record.name] = record
+
+    def replay_beat(self, record: AgentRecord, frame: bytes) -> None:
+        """Apply a stored heartbeat frame again (after a restart); a bad one is ignored."""
+        fast = decode_heartbeat(frame)
+        if fast is not None:
+            self.on_fast_heartbeat(record, fast.body)
+            return
+        try:
+            msg = schema.validate(codec.decode(frame))
+        except (codec.DecodeError, schema.SchemaError):
+            return
+        if msg["kind"] == "heartbeat":
+            self.on_heartbeat(record, msg)
 
     # ---- identity --------------------------------------------------------------------------
     def admit(self, name: str, key: str | None, routing_id: bytes, now: float) -> tuple[
@@ -150,6 +206,18 @@ class FleetState:
             record.gpus = gpus
         record.host_stats = body
         record.jobs = {job["job_id"]: job for job in body["active_jobs"]}
+
+    def on_fast_heartbeat(self, record: AgentRecord, body: FastBody) -> None:
+        """The same as `on_heartbeat` for a heartbeat read by `fastbeat` (typed, not a map)."""
+        record.state = body.state
+        record.slots_used = body.slots_used
+        record.slots_total = body.slots_total
+        record.counters = body.counters
+        record.outbox_depth = body.outbox_depth or 0
+        if body.gpus is not None:
+            record.gpus = body.gpus
+        record.host_stats = body
+        record.beat_jobs = body.active_jobs
 
     def on_bye(self, record: AgentRecord) -> None:
         record.link = "offline"

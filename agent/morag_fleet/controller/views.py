@@ -25,7 +25,7 @@ def _gpu_summary(gpus: list[dict[str, Any]]) -> dict[str, Any] | None:
 def agent_row(record: AgentRecord) -> dict[str, Any]:
     return {"agent": record.name, "host": record.host, "state": record.status,
             "slots_used": record.slots_used, "slots_total": record.slots_total,
-            "active_jobs": len(record.jobs) if record.link == "online" else 0,
+            "active_jobs": record.job_count if record.link == "online" else 0,
             "done": record.counters.get("completed", 0),
             "failed": record.counters.get("failed", 0), "gpu": _gpu_summary(record.gpus),
             "outbox_depth": record.outbox_depth, "last_seen": record.last_seen,

@@ -32,14 +32,14 @@ class CallbackModule(CallbackBase):
             self._durations.append((time.monotonic() - started, name))
             self._current = None
 
-    def v2_playbook_on_task_start(self, task, is_conditional):  # noqa: ANN001
+    def v2_playbook_on_task_start(self, task, is_conditional):
         self._close()
         self._current = (task.get_name(), time.monotonic())
 
-    def v2_playbook_on_handler_task_start(self, task):  # noqa: ANN001
+    def v2_playbook_on_handler_task_start(self, task):
         self.v2_playbook_on_task_start(task, False)
 
-    def v2_playbook_on_stats(self, stats):  # noqa: ANN001
+    def v2_playbook_on_stats(self, stats):
         self._close()
         total = sum(d for d, _ in self._durations)
         self._display.display(f"TASK TIMES (total {total:.1f}s, slowest first):")

@@ -7,6 +7,7 @@ It prints the inventory and SSH config to use; everything is torn down on exit."
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -36,10 +37,8 @@ def main() -> int:
             print(f"inventory:  {fleet.inventory}\nssh config: {fleet.ssh_config}\n"
                   f"apt proxy:  {fleet.proxy.url if fleet.proxy else '-'}\nCtrl-C to tear down",
                   flush=True)
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 stop.wait()
-            except KeyboardInterrupt:
-                pass
     except KeyboardInterrupt:
         return 130
     except HarnessError as exc:

@@ -74,12 +74,19 @@ class Fleet:
             self._stack.callback(host.cleanup)
             self.hosts[name] = host
             host.mount()
+        self._stack.callback(self._stop_all)
         for host in self.hosts.values():
             host.boot()
         self.ssh_config = self._write_ssh_config()
         self.inventory = self._write_inventory()
         print(f"[harness] {len(self.hosts)} hosts up in {time.monotonic() - started:.1f}s "
               f"({self.run_dir})")
+
+    def _stop_all(self) -> None:
+        """Shut every host down at once (each one's cleanup then only waits for its own)."""
+        for host in self.hosts.values():
+            if host.process is not None and host.process.poll() is None:
+                host.process.terminate()
 
     # -- control-side files ------------------------------------------------------------------
     def _write_ssh_config(self) -> Path:

@@ -6,8 +6,10 @@ containers share one cgroup and systemd inside them misbehaves.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import socket
 import subprocess
 import time
 import uuid
@@ -70,10 +72,8 @@ class Host:
         for top in self._cgroups():
             for procs in top.rglob("cgroup.procs") if top.exists() else ():
                 for pid in procs.read_text().split():
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.kill(int(pid), 9)
-                    except ProcessLookupError:
-                        pass
 
     def remove_cgroups(self) -> None:
         """Bottom-up rmdir: cgroupfs removes only empty directories (their files go with them)."""
@@ -81,10 +81,8 @@ class Host:
             if not top.exists():
                 continue
             for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda w: -len(w[0])):
-                try:
+                with contextlib.suppress(OSError):
                     os.rmdir(dirpath)
-                except OSError:
-                    pass
 
     # -- boot and stop -----------------------------------------------------------------------
     def boot(self, deadline_s: float = 120.0) -> None:
@@ -136,7 +134,6 @@ class Host:
         raise HarnessError(f"host {self.name} not ready within {deadline_s}s (state {state!r})")
 
     def _sshd_listens(self) -> bool:
-        import socket
         try:
             socket.create_connection((self.address, 22), timeout=1).close()
             return True
