@@ -139,6 +139,17 @@ def test_memory_hog_is_stopped_at_the_ceiling(jobserver, make_agent, make_doc) -
     assert agent.alive
 
 
+def test_memory_hog_in_a_child_tool_counts_too(jobserver, make_agent, make_doc) -> None:
+    """A converter's tool (ffmpeg, tesseract) is part of the slot: its memory counts and the
+    whole group is killed."""
+    job_id = jobserver.upload(make_doc("hog.txt", "eat-memory-in-child"), "document")
+    agent = make_agent(jobserver.url, slots=1, slot_memory_limit_mb=300)
+    status = final(jobserver, job_id)
+    assert status["status"] == "failed"
+    assert "exceeded the memory limit" in status["error_message"]
+    assert agent.alive
+
+
 def test_sigterm_drains_running_jobs(jobserver, make_agent, make_doc) -> None:
     running = [jobserver.upload(make_doc(f"s{i}.txt", f"sleep 3\nrun {i}"), "document")
                for i in range(2)]
@@ -238,4 +249,26 @@ def test_slow_server_answers_still_complete_jobs(jobserver, make_agent, make_doc
     make_agent(jobserver.url)
     for job_id in ids:
         assert final(jobserver, job_id)["status"] == "completed"
+    assert jobserver.stats()["duplicate_results"] == 0
+
+
+def test_result_in_outbox_at_start_is_confirmed_not_resent(jobserver, make_agent,
+                                                           make_doc) -> None:
+    """The agent died after its PUT landed but before it recorded that: the restarted agent
+    finds the result in its outbox, asks the server, and does not submit it a second time."""
+    import sqlite3
+
+    from morag_fleet.jobs.models import JobResult
+
+    job_id = jobserver.upload(make_doc("once.txt", "sent once"), "document")
+    agent = make_agent(jobserver.url)
+    assert final(jobserver, job_id)["status"] == "completed"
+    agent.wait_for_event("result_submitted", timeout=30, job_id=job_id)
+    agent.stop()
+    with sqlite3.connect(agent.dir / "state" / "journal.sqlite3") as db:
+        db.execute("UPDATE jobs SET phase = 'spooled', result_json = ? WHERE job_id = ?",
+                   (json.dumps(JobResult(True, content="sent once").to_json()), job_id))
+    agent.start()
+    agent.wait_for_event("result_confirmed", timeout=60, job_id=job_id)
+    assert len(agent.find("result_submitted", job_id=job_id)) == 1
     assert jobserver.stats()["duplicate_results"] == 0

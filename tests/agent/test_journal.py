@@ -38,3 +38,32 @@ def test_delivered_job_claimed_again_is_ours_anew(tmp_path: Path) -> None:
     journal.mark_delivered("j1")
     assert journal.record_claim("j1", "document", {"job_id": "j1"})
     assert journal.get("j1").phase == "claimed"
+
+
+def test_every_write_survives_the_process_being_killed(tmp_path: Path) -> None:
+    """Phase changes and delivery marks skip the disk sync (see journal.py), which must still
+    keep them across our own crash: a child writes each kind, then dies by SIGKILL."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from morag_fleet.agent.journal import Journal\n"
+        "j = Journal(Path(sys.argv[1]))\n"
+        "j.record_claim('a', 'document', {'job_id': 'a'})\n"
+        "j.record_claim('b', 'document', {'job_id': 'b'})\n"
+        "j.set_phase('a', 'converting')\n"
+        "j.spool_result('b', {'success': True})\n"
+        "j.record_submit_failure('b', 'down', retry_in=0)\n"
+        "j.record_claim('c', 'audio', {'job_id': 'c'})\n"
+        "j.spool_result('c', {'success': False})\n"
+        "j.mark_delivered('c')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=False)
+    assert proc.returncode == -9
+    journal = Journal(tmp_path)
+    assert journal.get("a").phase == "converting" and journal.get("a").attempts == 1
+    assert journal.get("b").phase == "spooled" and journal.get("b").submit_tries == 1
+    assert journal.get("c").phase == "delivered"

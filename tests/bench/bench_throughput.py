@@ -53,7 +53,7 @@ from morag_fleet.settings import AgentSettings
 SLOTS = 4
 JOBS = 150
 WARMUP = 8
-ROUNDS = 4
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
 LONG_POLL = 5.0
 TARGET_SHARE = 0.80
 
@@ -171,7 +171,7 @@ def profiled_round(tmp: Path, server: JobServer, sources: list[Path]) -> None:
         assert agent.proc is not None
         recorder = subprocess.Popen(
             [spy, "record", "--pid", str(agent.proc.pid), "--format", "raw", "--threads",
-             "--output", str(out), "--duration", "30", "--nonblocking"],
+             "--output", str(out), "--duration", "30", "--nonblocking", "--gil"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             rate = one_round(server, sources, agent.proc.pid).rate
@@ -201,7 +201,7 @@ def print_profile(raw: Path) -> None:
         return [[f"{n * 100 / samples:.1f} %", frame[:110]]
                 for frame, n in sorted(counts.items(), key=lambda kv: -kv[1])[:15]]
 
-    table("py-spy, agent main process: own time (samples of running threads)",
+    table("py-spy, agent main process: own time (samples holding the GIL: its Python CPU)",
           ["share", "function"], top(own))
     ours = {frame: n for frame, n in total.items() if "morag_fleet" in frame}
     table("py-spy, agent main process: time inside each morag_fleet function (inclusive)",

@@ -168,3 +168,24 @@ def test_systemd_readiness_and_clean_sigterm(short_tmp: Path) -> None:
         proc.kill()
         proc.wait()
         listener.close()
+
+
+def test_part_entry_points_offer_only_their_own_commands(short_tmp: Path) -> None:
+    """`python -m morag_fleet.controller` / `.jobserver` work where only that part is
+    installed: each lists its own commands, none of the other part's, and runs them."""
+    script = ("import sys, runpy\n"
+              "sys.modules['morag_fleet.{other}.cli'] = None  # as if not installed\n"
+              "sys.argv = ['x', *sys.argv[1:]]\n"
+              "runpy.run_module('morag_fleet.{part}', run_name='__main__')\n")
+    for part, other, own, foreign in (("controller", "jobserver", "status", "submit"),
+                                      ("jobserver", "controller", "submit", "status")):
+        code = script.format(part=part, other=other)
+        listed = subprocess.run([sys.executable, "-c", code, "--help"], cwd=REPO_ROOT,
+                                env=env(), capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        assert own in listed.stdout and foreign not in listed.stdout
+    answer = subprocess.run(
+        [sys.executable, "-c", script.format(part="controller", other="jobserver"), "status",
+         "--state-dir", str(short_tmp / "none")],
+        cwd=REPO_ROOT, env=env(), capture_output=True, text=True, timeout=60)
+    assert answer.returncode == 3 and "controller is not running" in answer.stderr

@@ -3,7 +3,7 @@
 
 The source file's first line says what to do, so one agent can be handed good and bad jobs:
 `segfault`, `hang` (also starts a child `sleep` to prove the whole group is killed),
-`eat-memory`, `sleep <seconds>`, `raise`; anything else is converted like plain text.
+`eat-memory`, `eat-memory-in-child` (a child tool does), `sleep <seconds>`, `raise`; anything else is converted like plain text.
 """
 
 from __future__ import annotations
@@ -51,6 +51,11 @@ class ScriptedConverter:
             while True:
                 hog.append(bytearray(32 * 2**20))
                 time.sleep(0.01)
+        if action == "eat-memory-in-child":
+            hog = ("import time\nhog = []\nwhile True:\n"
+                   "    hog.append(bytearray(32 * 2**20))\n    time.sleep(0.01)\n")
+            subprocess.run(["python3", "-c", hog], check=False)
+            raise ConversionError("the memory-eating child tool ended on its own")
         if action.startswith("sleep "):
             seconds = float(action.split()[1])
             end = time.monotonic() + seconds

@@ -2,7 +2,9 @@
 
 Why ask before resubmitting: MoRAG's PUT /result runs ingestion synchronously, so a timeout does
 not mean it failed, and a second submission re-runs ingestion (a later failure can even overwrite
-a completed job). After any unclear attempt we ask the job's status first.
+a completed job). After any unclear attempt we ask the job's status first; a result found in the
+outbox at start is unclear too, since the previous run may have died between the PUT and
+recording it (or a power cut may have lost that record).
 """
 
 from __future__ import annotations
@@ -41,7 +43,13 @@ class Deliverer:
         self._journal = journal
         self._retry_cap = retry_cap
         self._busy: set[str] = set()
+        self._unclear: set[str] = set()
         self._lock = threading.Lock()
+
+    def confirm_before_sending(self, job_ids: list[str]) -> None:
+        """These results may already have reached the server: ask before sending them."""
+        with self._lock:
+            self._unclear.update(job_ids)
 
     def deliver(self, entry: JournalEntry) -> DeliveryOutcome | None:
         """None when another thread is already delivering this job."""
@@ -58,8 +66,11 @@ class Deliverer:
     def _deliver(self, entry: JournalEntry) -> DeliveryOutcome:
         assert entry.result is not None
         job_id = entry.job_id
+        with self._lock:
+            unclear = entry.submit_tries > 0 or job_id in self._unclear
+            self._unclear.discard(job_id)
         try:
-            if entry.submit_tries > 0 and self._already_final(job_id):
+            if unclear and self._already_final(job_id):
                 self._journal.mark_delivered(job_id)
                 log.info("result_confirmed", job_id=job_id, tries=entry.submit_tries)
                 return DeliveryOutcome(True, "server already has the result")

@@ -3,6 +3,12 @@
 Why: MoRAG's server never requeues a job a dead worker held, so every claimed job must be reported
 even across our own crash. Each phase is written before it is acted on; a result is written before
 it is submitted, so a restart finds it and delivers it. WAL mode keeps writes cheap and crash-safe.
+
+Two durability levels: the writes that must survive a power cut (a claim, a spooled result, a
+crash count) are synced to disk before they return (`synchronous=FULL`); phase changes and
+delivery marks only need to survive our own crash (`synchronous=NORMAL`), because losing one
+after a power cut merely re-runs a job we still hold or asks the server for its status before
+resubmitting. The next synced commit carries the unsynced ones to disk with it.
 """
 
 from __future__ import annotations
@@ -65,11 +71,16 @@ class Journal:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._synced = True
         self._db.executescript(SCHEMA)
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, synced: bool = True) -> Iterator[sqlite3.Connection]:
+        """`synced=False` for writes a power cut may lose without losing a job (see above)."""
         with self._lock:
+            if synced != self._synced:
+                self._db.execute(f"PRAGMA synchronous={'FULL' if synced else 'NORMAL'}")
+                self._synced = synced
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -95,7 +106,7 @@ class Journal:
             return cur.rowcount == 1
 
     def set_phase(self, job_id: str, phase: str) -> None:
-        with self._tx() as db:
+        with self._tx(synced=False) as db:
             extra = ", attempts = attempts + 1" if phase == "converting" else ""
             db.execute(
                 f"UPDATE jobs SET phase = ?, updated_at = ?{extra} WHERE job_id = ?",
@@ -118,7 +129,7 @@ class Journal:
         return int(row[0]) if row else 0
 
     def record_submit_failure(self, job_id: str, error: str, retry_in: float) -> None:
-        with self._tx() as db:
+        with self._tx(synced=False) as db:
             db.execute(
                 "UPDATE jobs SET submit_tries = submit_tries + 1, last_error = ?, next_try_at = ?,"
                 " updated_at = ? WHERE job_id = ?",
@@ -126,7 +137,7 @@ class Journal:
             )
 
     def mark_delivered(self, job_id: str) -> None:
-        with self._tx() as db:
+        with self._tx(synced=False) as db:
             db.execute(
                 "UPDATE jobs SET phase = ?, result_json = NULL, updated_at = ? WHERE job_id = ?",
                 (DELIVERED, time.time(), job_id),
@@ -167,7 +178,7 @@ class Journal:
 
     def prune_delivered(self, older_than_s: float = 7 * 86400) -> int:
         """Delivered rows are kept a week so duplicate claims are recognised, then dropped."""
-        with self._tx() as db:
+        with self._tx(synced=False) as db:
             cur = db.execute("DELETE FROM jobs WHERE phase = ? AND updated_at < ?",
                              (DELIVERED, time.time() - older_than_s))
             return cur.rowcount

@@ -26,6 +26,7 @@ from morag_fleet.log import get_logger
 log = get_logger(__name__)
 _spawn = mp.get_context("spawn")
 WATCH_INTERVAL = 0.25
+TREE_SCAN_INTERVAL = 1.0  # how often the slot's child tools are looked up (a /proc scan)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ class SlotProcess:
         self._proc: Any = None
         self._conn: Connection | None = None
         self._next_memory_check = 0.0
+        self._next_tree_scan = 0.0
+        self._tree: list[psutil.Process] = []
         self.jobs_done = 0
         self.recycles = 0
 
@@ -143,7 +146,8 @@ class SlotProcess:
         assert self._conn is not None
         self._conn.send(request)
         deadline = time.monotonic() + timeout
-        self._next_memory_check = time.monotonic() + WATCH_INTERVAL  # short jobs never scan
+        self._next_memory_check = time.monotonic() + WATCH_INTERVAL  # short jobs never measure
+        self._next_tree_scan = time.monotonic() + TREE_SCAN_INTERVAL
         while True:
             if self._conn.poll(WATCH_INTERVAL):
                 try:
@@ -174,9 +178,8 @@ class SlotProcess:
             self.recycle("timeout")
             return ConvertOutcome(
                 False, error=f"conversion timed out after {timeout:.0f} s", recycled=True)
-        # Measuring scans all of /proc (psutil's children()), so at most once per interval,
-        # not once per message: per message it cost a third of the agent's CPU on short jobs
-        # (tests/bench/bench_throughput.py --profile).
+        # At most once per interval, not once per message: per message it cost a third of the
+        # agent's CPU on short jobs (tests/bench/bench_throughput.py --profile).
         if not self._memory_limit or time.monotonic() < self._next_memory_check:
             return None
         self._next_memory_check = time.monotonic() + WATCH_INTERVAL
@@ -204,13 +207,19 @@ class SlotProcess:
         return ConvertOutcome(False, error=f"converter process crashed ({what})", recycled=True)
 
     def _tree_rss(self) -> int:
+        """The slot process and the tools it started. Reading a known process's RSS is one small
+        file, but finding its children scans all of /proc, so that list is refreshed only every
+        TREE_SCAN_INTERVAL: a new child tool is counted within a second."""
         try:
-            root = psutil.Process(self._proc.pid)
-            procs = [root, *root.children(recursive=True)]
+            if not self._tree or self._tree[0].pid != self._proc.pid:
+                self._tree = [psutil.Process(self._proc.pid)]
+            if time.monotonic() >= self._next_tree_scan:
+                self._next_tree_scan = time.monotonic() + TREE_SCAN_INTERVAL
+                self._tree = [self._tree[0], *self._tree[0].children(recursive=True)]
         except psutil.Error:
             return 0
         total = 0
-        for proc in procs:
+        for proc in self._tree:
             with contextlib.suppress(psutil.Error):
                 total += proc.memory_info().rss
         return total

@@ -255,8 +255,10 @@ class Agent:
             log.warning("job_resumed", job_id=entry.job_id, crashes=crashes)
             self._count("claimed")
             self._work.put((Job(**entry.job), False))
-        if self.journal.outbox_depth():
-            log.info("outbox_replayed", depth=self.journal.outbox_depth())
+        waiting = [entry.job_id for entry in self.journal.outbox()]
+        if waiting:
+            self.deliverer.confirm_before_sending(waiting)
+            log.info("outbox_replayed", depth=len(waiting))
 
     def _still_ours(self, entry: JournalEntry) -> bool:
         try:

@@ -15,21 +15,27 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="morag-fleet", description=__doc__)
+def build_parser(prog: str = "morag-fleet",
+                 modules: tuple[str, ...] = COMMAND_MODULES) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
+    for module_name in modules:
         importlib.import_module(module_name).register(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def run(argv: list[str] | None, prog: str, modules: tuple[str, ...]) -> int:
+    """Also the entry of `python -m morag_fleet.<part>`, which names only its own module so a
+    host with just that part installed never imports the others."""
+    args = build_parser(prog, modules).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(argv, "morag-fleet", COMMAND_MODULES)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ from morag_fleet.convert.base import (
 from morag_fleet.convert.markdown import (
     bullets,
     clean_metadata,
+    file_metadata,
     format_duration,
-    job_metadata,
     segment_lines,
     topic_header,
 )
@@ -53,11 +53,9 @@ class AudioConverter:
         if not info.has_audio:
             raise ConversionError(f"{source.name} has no audio track")
         transcript = self.transcribe(source, options, progress)
-        file_name = str(job_info.get("file_name") or source.name)
-        title = info.tags.get("title") or Path(file_name).stem
+        file_name, metadata = file_metadata(source, job_info, "audio", info.tags.get("title"))
         markdown = audio_markdown(file_name, transcript)
-        metadata = job_metadata(job_info, "audio") | transcript_metadata(transcript)
-        metadata |= {"title": title, "file_extension": source.suffix.lstrip(".").lower()}
+        metadata |= transcript_metadata(transcript)
         return ConversionResult(markdown, clean_metadata(metadata))
 
     def transcribe(

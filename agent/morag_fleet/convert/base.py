@@ -40,6 +40,17 @@ class Availability:
     reason: str = ""
 
 
+def packages_availability(extra: str, *modules: str) -> Availability:
+    """Looks the packages up without importing them: `check` and the capability list stay fast
+    and light even where a converter's libraries take seconds and hundreds of MB to import."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        return Availability(False, f"{', '.join(missing)} not installed (pip extra '{extra}')")
+    return Availability(True)
+
+
 @runtime_checkable
 class Converter(Protocol):
     """Turns one source file into markdown.

@@ -14,6 +14,7 @@ from morag_fleet.convert.base import (
     ConversionError,
     ConversionResult,
     ProgressCallback,
+    packages_availability,
 )
 from morag_fleet.convert.markdown import clean_metadata, document_markdown, job_metadata
 from morag_fleet.convert.ocr import tesseract_availability
@@ -67,9 +68,9 @@ class DocumentConverter:
         self._check_options = dict(options or {})
 
     def available(self) -> Availability:
-        missing = [m for m in ("pypdfium2", "markitdown") if not _importable(m)]
-        if missing:
-            return Availability(False, f"{', '.join(missing)} not installed (pip extra 'document')")
+        packages = packages_availability("document", "pypdfium2", "markitdown")
+        if not packages.ok:
+            return packages
         if self._check_options.get("ocr", True):
             ocr = tesseract_availability(self._check_options.get("ocr_language", "eng"))
             if not ocr.ok:
@@ -155,8 +156,3 @@ class DocumentConverter:
                                   f"{reason[:300]}") from None
         return result.markdown.strip()
 
-
-def _importable(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None

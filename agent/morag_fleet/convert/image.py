@@ -16,8 +16,9 @@ from morag_fleet.convert.base import (
     ConversionError,
     ConversionResult,
     ProgressCallback,
+    packages_availability,
 )
-from morag_fleet.convert.markdown import bullets, clean_metadata, job_metadata, word_count
+from morag_fleet.convert.markdown import bullets, clean_metadata, file_metadata, word_count
 from morag_fleet.convert.ocr import ocr_image, tesseract_availability
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own default limit (~ 0.25 GiB of 24-bit RGB)
@@ -71,10 +72,9 @@ class ImageConverter:
         self._check_options = dict(options or {})
 
     def available(self) -> Availability:
-        try:
-            import PIL  # noqa: F401
-        except ImportError:
-            return Availability(False, "Pillow not installed (pip extra 'image')")
+        pillow = packages_availability("image", "PIL")
+        if not pillow.ok:
+            return pillow
         return tesseract_availability(self._check_options.get("ocr_language", "eng"))
 
     def ocr(self, image: Any, options: Mapping[str, Any]) -> str:
@@ -98,11 +98,9 @@ class ImageConverter:
             raise ConversionError(f"{source.name} has damaged image data: {exc}") from None
         finally:
             image.close()
-        file_name = str(job_info.get("file_name") or source.name)
-        metadata = job_metadata(job_info, "image") | facts | exif
-        metadata |= {"title": Path(file_name).stem, "ocr_engine": self.name,
-                     "word_count": word_count(text),
-                     "file_extension": source.suffix.lstrip(".").lower(),
+        file_name, metadata = file_metadata(source, job_info, "image")
+        metadata = facts | exif | metadata  # the image's own fields never replace the job's
+        metadata |= {"ocr_engine": self.name, "word_count": word_count(text),
                      "language": options.get("language")}
         if metadata["frame_count"] == 1:
             del metadata["frame_count"]

@@ -6,6 +6,7 @@ Shared by every converter so that headers, timestamps and metadata keys stay ide
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -65,6 +66,17 @@ def job_metadata(job_info: Mapping[str, Any], content_type: str) -> dict[str, An
         if job_info.get(key) not in (None, ""):
             metadata[key] = job_info[key]
     return metadata
+
+
+def file_metadata(source: Path, job_info: Mapping[str, Any], content_type: str,
+                  title: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The original file name, and the keys every file-based result shares: the job's, a title
+    (the file's own, else the name's stem) and the extension of the file actually converted."""
+    file_name = str(job_info.get("file_name") or source.name)
+    metadata = job_metadata(job_info, content_type)
+    metadata["title"] = title or Path(file_name).stem
+    metadata["file_extension"] = source.suffix.lstrip(".").lower()
+    return file_name, metadata
 
 
 def clean_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:

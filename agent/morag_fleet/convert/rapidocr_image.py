@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from morag_fleet.convert.base import Availability, ConversionError
+from morag_fleet.convert.base import Availability, ConversionError, packages_availability
 from morag_fleet.convert.image import ImageConverter
 
 LINE_TOLERANCE = 0.5  # boxes whose vertical centres differ by < half a box height share a line
@@ -24,12 +24,7 @@ class RapidOcrImageConverter(ImageConverter):
         self._engine: Any = None
 
     def available(self) -> Availability:
-        try:
-            import onnxruntime  # noqa: F401
-            import rapidocr  # noqa: F401
-        except ImportError as exc:
-            return Availability(False, f"{exc.name} not installed (pip extra 'image-hard')")
-        return Availability(True)
+        return packages_availability("image-hard", "onnxruntime", "rapidocr")
 
     def ocr(self, image: Any, options: Mapping[str, Any]) -> str:
         import numpy as np

@@ -12,7 +12,7 @@ from morag_fleet.convert.base import (
     ConversionResult,
     ProgressCallback,
 )
-from morag_fleet.convert.markdown import clean_metadata, document_markdown, job_metadata
+from morag_fleet.convert.markdown import clean_metadata, document_markdown, file_metadata
 
 MAX_TEXT_BYTES = 64 * 1024 * 1024
 
@@ -43,9 +43,7 @@ class TextConverter:
             raise ConversionError("file is binary, not text")
         text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n").strip()
         progress(1.0, "text read")
-        file_name = str(job_info.get("file_name") or source.name)
-        markdown, metadata = document_markdown(file_name, text, page_count=None)
-        metadata |= job_metadata(job_info, "document")
-        metadata["title"] = Path(file_name).stem
-        metadata["file_extension"] = source.suffix.lstrip(".").lower()
+        file_name, metadata = file_metadata(source, job_info, "document")
+        markdown, facts = document_markdown(file_name, text, page_count=None)
+        metadata |= facts
         return ConversionResult(markdown, clean_metadata(metadata))

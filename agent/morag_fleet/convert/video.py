@@ -10,8 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from morag_fleet.convert.audio import AudioConverter, transcript_lines, transcript_metadata
-from morag_fleet.convert.base import Availability, ConversionResult, ProgressCallback
-from morag_fleet.convert.markdown import bullets, clean_metadata, format_duration, job_metadata
+from morag_fleet.convert.base import (
+    Availability,
+    ConversionResult,
+    ProgressCallback,
+    packages_availability,
+)
+from morag_fleet.convert.markdown import bullets, clean_metadata, file_metadata, format_duration
 from morag_fleet.convert.media import MediaInfo, keyframe_times, probe, tool_availability
 from morag_fleet.convert.whisper import Transcript
 
@@ -28,11 +33,9 @@ class VideoConverter:
         self.audio = AudioConverter(options)
 
     def available(self) -> Availability:
-        try:
-            import av  # noqa: F401
-        except ImportError:
-            return Availability(False, "PyAV not installed (pip extra 'video')")
-        tools = tool_availability("ffmpeg")
+        tools = packages_availability("video", "av")
+        if tools.ok:
+            tools = tool_availability("ffmpeg")
         return tools if not tools.ok else self.audio.available()
 
     def convert(
@@ -43,11 +46,9 @@ class VideoConverter:
         progress: ProgressCallback,
     ) -> ConversionResult:
         info = probe(source)
-        file_name = str(job_info.get("file_name") or source.name)
         transcript = self.audio.transcribe(source, options, progress) if info.has_audio else None
-        metadata = job_metadata(job_info, "video") | video_metadata(info)
-        metadata["title"] = info.tags.get("title") or Path(file_name).stem
-        metadata["file_extension"] = source.suffix.lstrip(".").lower()
+        file_name, metadata = file_metadata(source, job_info, "video", info.tags.get("title"))
+        metadata |= video_metadata(info)
         if transcript is not None:
             metadata |= transcript_metadata(transcript)
             metadata["duration"] = info.duration or transcript.duration

@@ -16,6 +16,7 @@ from morag_fleet.convert.base import (
     ConversionError,
     ConversionResult,
     ProgressCallback,
+    packages_availability,
 )
 from morag_fleet.convert.httpfetch import FetchLimits, fetch
 from morag_fleet.convert.markdown import clean_metadata, job_metadata, word_count
@@ -53,11 +54,7 @@ class WebConverter:
         self._check_options = dict(options or {})
 
     def available(self) -> Availability:
-        try:
-            import trafilatura  # noqa: F401
-        except ImportError as exc:
-            return Availability(False, f"{exc.name} not installed (pip extra 'web')")
-        return Availability(True)
+        return packages_availability("web", "trafilatura")
 
     def convert(
         self,

@@ -19,6 +19,7 @@ from morag_fleet.convert.base import (
     ConversionError,
     ConversionResult,
     ProgressCallback,
+    packages_availability,
 )
 from morag_fleet.convert.httpfetch import check_url
 from morag_fleet.convert.markdown import bullets, clean_metadata, format_duration, job_metadata
@@ -86,11 +87,8 @@ class YoutubeConverter:
         self.audio = AudioConverter(options)
 
     def available(self) -> Availability:
-        try:
-            import yt_dlp  # noqa: F401
-        except ImportError:
-            return Availability(False, "yt-dlp not installed (pip extra 'youtube')")
-        return self.audio.available()
+        tools = packages_availability("youtube", "yt_dlp")
+        return tools if not tools.ok else self.audio.available()
 
     def convert(
         self,

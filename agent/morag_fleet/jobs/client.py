@@ -9,11 +9,17 @@ Thread safety: the client keeps no per-call state; the session's connection pool
 slots, so one client serves all of them. The API key lives only in a `requests` auth object whose
 repr hides it, and every text taken from a server answer is scrubbed of it before it reaches a log
 line or an exception.
+
+Proxy and CA settings come from the environment (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE, ...)
+as with any `requests` program, but are read once per origin rather than on every request:
+`requests` re-reads the whole environment twice per call otherwise, which cost the agent more
+CPU per trivial job than its journal (tests/bench/bench_throughput.py).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -97,7 +103,8 @@ class MoragClient:
         self._secret = settings.api_key or None
         register_secret(self._secret)  # masked in every log event, whoever logs it
         self._auth = _BearerAuth(settings.api_key) if settings.api_key else None
-        self._verify: bool | str = (settings.ca_bundle or True) if settings.verify_tls else False
+        self._verify = _tls_verify(settings)
+        self._proxies: dict[tuple[str, str], dict[str, str]] = {}
         self._session = session or self._new_session(settings.max_concurrent_jobs)
 
     @staticmethod
@@ -108,6 +115,7 @@ class MoragClient:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers["User-Agent"] = "morag-fleet-agent"
+        session.trust_env = False  # see the module docstring: `_proxies_for` and `_tls_verify`
         return session
 
     def __repr__(self) -> str:
@@ -136,6 +144,16 @@ class MoragClient:
         if url.startswith(("http://", "https://")):
             return url
         return self.base_url + ("" if url.startswith("/") else "/") + url
+
+    def _proxies_for(self, url: str) -> dict[str, str]:
+        """The environment's proxies for this URL's origin (none where NO_PROXY says so)."""
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.netloc)
+        found = self._proxies.get(origin)
+        if found is None:
+            found = requests.utils.get_environ_proxies(url)
+            self._proxies[origin] = found
+        return found
 
     def _same_origin(self, url: str) -> bool:
         mine, theirs = urlsplit(self.base_url), urlsplit(url)
@@ -185,7 +203,8 @@ class MoragClient:
         use_auth = self._auth if self._same_origin(url) else None
         try:
             response = self._session.request(method, url, timeout=timeout, auth=use_auth,
-                                             verify=self._verify, stream=True, **kwargs)
+                                             verify=self._verify, stream=True,
+                                             proxies=self._proxies_for(url), **kwargs)
         except requests.exceptions.SSLError as exc:
             return ApiUnavailable(f"{what}: TLS failure: {self.scrub(exc)}")
         except RETRYABLE_ERRORS as exc:
@@ -384,5 +403,14 @@ class MoragClient:
         response = self._session.request(
             "GET", url, timeout=(self.settings.connect_timeout, self.settings.read_timeout),
             auth=self._auth if self._same_origin(url) else None, verify=self._verify,
-            stream=True)
+            stream=True, proxies=self._proxies_for(url))
         return response, self._read_bounded(response, "GET")
+
+
+def _tls_verify(settings: AgentSettings) -> bool | str:
+    """The configured CA bundle, else the one the environment names the way `requests` reads it,
+    else the default store; False only when TLS verification is switched off."""
+    if not settings.verify_tls:
+        return False
+    return (settings.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE")
+            or os.environ.get("CURL_CA_BUNDLE") or True)

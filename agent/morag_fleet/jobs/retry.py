@@ -16,6 +16,10 @@ from typing import Literal
 
 Jitter = Literal["full", "equal", "none"]
 
+# One generator for every backoff: a fresh Random() seeds itself from os.urandom, which the client
+# would pay on every request (it makes a Backoff per call). random() is atomic under the GIL.
+_SHARED_RNG = random.Random()
+
 
 class Backoff:
     """Delays that grow `base * factor**n` up to `cap`, randomised by `jitter`:
@@ -45,7 +49,7 @@ class Backoff:
         self.factor = factor
         self.jitter = jitter
         self.attempt = 0
-        self._rng = rng or random.Random()
+        self._rng = rng or _SHARED_RNG
 
     def ceiling(self) -> float:
         """The un-jittered delay the next call is drawn under."""

@@ -4,21 +4,9 @@ installed)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from .cli import register
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m morag_fleet.jobserver")
-    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        return 130
-
+from morag_fleet.cli.fleet_main import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(sys.argv[1:], "python -m morag_fleet.jobserver", ("morag_fleet.jobserver.cli",)))
