@@ -8,7 +8,8 @@ Two durability levels: the writes that must survive a power cut (a claim, a spoo
 crash count) are synced to disk before they return (`synchronous=FULL`); phase changes and
 delivery marks only need to survive our own crash (`synchronous=NORMAL`), because losing one
 after a power cut merely re-runs a job we still hold or asks the server for its status before
-resubmitting. The next synced commit carries the unsynced ones to disk with it.
+resubmitting. The next synced commit carries the unsynced ones to disk with it. The levels are two
+connections (the setting is per connection), and a one-statement write is its own transaction.
 """
 
 from __future__ import annotations
@@ -62,25 +63,32 @@ class JournalEntry:
 
 
 class Journal:
-    """Thread-safe; one connection guarded by a lock (writes are tiny and rare per job)."""
+    """Thread-safe; two connections guarded by one lock (writes are tiny, a few per job)."""
 
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / "journal.sqlite3"
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._synced = True
+        self._db = self._connect("FULL")
         self._db.executescript(SCHEMA)
+        self._unsynced_db = self._connect("NORMAL")
+
+    def _connect(self, synchronous: str) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        return db
+
+    def _write(self, sql: str, args: tuple[Any, ...], synced: bool = True) -> sqlite3.Cursor:
+        """One statement, committed on return; `synced=False` for writes a power cut may lose
+        without losing a job (see above)."""
+        with self._lock:
+            return (self._db if synced else self._unsynced_db).execute(sql, args)
 
     @contextmanager
-    def _tx(self, synced: bool = True) -> Iterator[sqlite3.Connection]:
-        """`synced=False` for writes a power cut may lose without losing a job (see above)."""
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """Several statements as one synced transaction."""
         with self._lock:
-            if synced != self._synced:
-                self._db.execute(f"PRAGMA synchronous={'FULL' if synced else 'NORMAL'}")
-                self._synced = synced
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -92,35 +100,27 @@ class Journal:
     def record_claim(self, job_id: str, content_type: str, job: dict[str, Any]) -> bool:
         """False when this job is already in hand here (a duplicate claim from a racy server)."""
         now = time.time()
-        with self._tx() as db:
-            # A delivered job handed out again (its lease expired server-side) is ours anew.
-            cur = db.execute(
-                "INSERT INTO jobs(job_id, content_type, job_json, phase, claimed_at, updated_at)"
-                " VALUES (?, ?, ?, 'claimed', ?, ?) ON CONFLICT(job_id) DO UPDATE SET"
-                " phase = 'claimed', job_json = excluded.job_json, result_json = NULL,"
-                " attempts = 0, crashes = 0, submit_tries = 0, next_try_at = 0,"
-                " claimed_at = excluded.claimed_at, updated_at = excluded.updated_at"
-                " WHERE jobs.phase = 'delivered'",
-                (job_id, content_type, json.dumps(job), now, now),
-            )
-            return cur.rowcount == 1
+        # A delivered job handed out again (its lease expired server-side) is ours anew.
+        cur = self._write(
+            "INSERT INTO jobs(job_id, content_type, job_json, phase, claimed_at, updated_at)"
+            " VALUES (?, ?, ?, 'claimed', ?, ?) ON CONFLICT(job_id) DO UPDATE SET"
+            " phase = 'claimed', job_json = excluded.job_json, result_json = NULL,"
+            " attempts = 0, crashes = 0, submit_tries = 0, next_try_at = 0,"
+            " claimed_at = excluded.claimed_at, updated_at = excluded.updated_at"
+            " WHERE jobs.phase = 'delivered'",
+            (job_id, content_type, json.dumps(job), now, now),
+        )
+        return cur.rowcount == 1
 
     def set_phase(self, job_id: str, phase: str) -> None:
-        with self._tx(synced=False) as db:
-            extra = ", attempts = attempts + 1" if phase == "converting" else ""
-            db.execute(
-                f"UPDATE jobs SET phase = ?, updated_at = ?{extra} WHERE job_id = ?",
-                (phase, time.time(), job_id),
-            )
+        extra = ", attempts = attempts + 1" if phase == "converting" else ""
+        self._write(f"UPDATE jobs SET phase = ?, updated_at = ?{extra} WHERE job_id = ?",
+                    (phase, time.time(), job_id), synced=False)
 
     def spool_result(self, job_id: str, result: dict[str, Any]) -> None:
         """The result is durable from here on; only delivery remains."""
-        with self._tx() as db:
-            db.execute(
-                "UPDATE jobs SET phase = ?, result_json = ?, next_try_at = 0, updated_at = ?"
-                " WHERE job_id = ?",
-                (SPOOLED, json.dumps(result), time.time(), job_id),
-            )
+        self._write("UPDATE jobs SET phase = ?, result_json = ?, next_try_at = 0, updated_at = ?"
+                    " WHERE job_id = ?", (SPOOLED, json.dumps(result), time.time(), job_id))
 
     def record_crash(self, job_id: str) -> int:
         with self._tx() as db:
@@ -129,19 +129,13 @@ class Journal:
         return int(row[0]) if row else 0
 
     def record_submit_failure(self, job_id: str, error: str, retry_in: float) -> None:
-        with self._tx(synced=False) as db:
-            db.execute(
-                "UPDATE jobs SET submit_tries = submit_tries + 1, last_error = ?, next_try_at = ?,"
-                " updated_at = ? WHERE job_id = ?",
-                (error, time.time() + retry_in, time.time(), job_id),
-            )
+        self._write("UPDATE jobs SET submit_tries = submit_tries + 1, last_error = ?,"
+                    " next_try_at = ?, updated_at = ? WHERE job_id = ?",
+                    (error, time.time() + retry_in, time.time(), job_id), synced=False)
 
     def mark_delivered(self, job_id: str) -> None:
-        with self._tx(synced=False) as db:
-            db.execute(
-                "UPDATE jobs SET phase = ?, result_json = NULL, updated_at = ? WHERE job_id = ?",
-                (DELIVERED, time.time(), job_id),
-            )
+        self._write("UPDATE jobs SET phase = ?, result_json = NULL, updated_at = ?"
+                    " WHERE job_id = ?", (DELIVERED, time.time(), job_id), synced=False)
 
     def _select(self, where: str, args: tuple[Any, ...] = ()) -> list[JournalEntry]:
         with self._lock:
@@ -178,11 +172,11 @@ class Journal:
 
     def prune_delivered(self, older_than_s: float = 7 * 86400) -> int:
         """Delivered rows are kept a week so duplicate claims are recognised, then dropped."""
-        with self._tx(synced=False) as db:
-            cur = db.execute("DELETE FROM jobs WHERE phase = ? AND updated_at < ?",
-                             (DELIVERED, time.time() - older_than_s))
-            return cur.rowcount
+        cur = self._write("DELETE FROM jobs WHERE phase = ? AND updated_at < ?",
+                          (DELIVERED, time.time() - older_than_s), synced=False)
+        return cur.rowcount
 
     def close(self) -> None:
         with self._lock:
+            self._unsynced_db.close()
             self._db.close()
