@@ -3,6 +3,7 @@ them as one field each), a readable console otherwise, and secrets redacted befo
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -12,28 +13,41 @@ from typing import Any
 import structlog
 
 SECRET_KEY_PATTERN = re.compile(r"(api_key|token|secret|password|authorization)", re.IGNORECASE)
-BEARER_PATTERN = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+BEARER = r"(?P<bearer>Bearer\s+)[A-Za-z0-9._~+/=-]+"
 _known_secrets: set[str] = set()
+# One pattern for bearer tokens and every registered secret: a log event's strings are each
+# scanned once (this runs for every event, several per job).
+_mask_pattern = re.compile(BEARER, re.IGNORECASE)
 
 
 def register_secret(value: str | None) -> None:
     """Values registered here are masked wherever they appear in a log event."""
-    if value and len(value) >= 4:
+    global _mask_pattern
+    if value and len(value) >= 4 and value not in _known_secrets:
         _known_secrets.add(value)
+        literals = "|".join(re.escape(v) for v in sorted(_known_secrets, key=len, reverse=True))
+        _mask_pattern = re.compile(f"{BEARER}|{literals}", re.IGNORECASE)
+
+
+def _masked(match: re.Match[str]) -> str:
+    return f"{match['bearer']}***" if match["bearer"] else "***"
 
 
 def _mask(text: str) -> str:
-    for secret in _known_secrets:
-        text = text.replace(secret, "***")
-    return BEARER_PATTERN.sub(r"\1***", text)
+    return _mask_pattern.sub(_masked, text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _names_a_secret(key: str) -> bool:
+    return SECRET_KEY_PATTERN.search(key) is not None
 
 
 def redact_secrets(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """A structlog processor: keys that name secrets are hidden, known secret values masked."""
-    for key, value in list(event.items()):
-        if SECRET_KEY_PATTERN.search(key) and value not in (None, ""):
+    for key, value in event.items():
+        if _names_a_secret(key) and value not in (None, ""):
             event[key] = "***"
         elif isinstance(value, str):
             event[key] = _mask(value)
@@ -63,7 +77,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
-        cache_logger_on_first_use=False,
+        # each process configures once, at its start: loggers may keep what they were given
+        cache_logger_on_first_use=True,
     )
 
 

@@ -3,7 +3,8 @@
 
 The source file's first line says what to do, so one agent can be handed good and bad jobs:
 `segfault`, `hang` (also starts a child `sleep` to prove the whole group is killed),
-`eat-memory`, `eat-memory-in-child` (a child tool does), `sleep <seconds>`, `raise`; anything else is converted like plain text.
+`eat-memory`, `eat-memory-in-child` (a child tool does), `sleep <seconds>`, `raise`; anything
+else is converted like plain text.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
-"""Claims work: one poller for all slots, so the API sees one client per agent.
+"""Claims work for the slots: one lead poller always, helpers only while jobs keep coming.
 
-A free slot polls at once; a server that holds the request (long polling, `wait`) is polled
-again straight away, and an answer that came back empty at once means the server does not long
-poll, so the poller backs off with jitter up to `poll_interval`. Errors back off the same way.
+Idle, the API sees one client per agent: the lead alone polls, holding the request where the
+server long-polls (`wait`) and otherwise backing off with jitter up to `poll_interval`. Once a
+poll brings a job, every free slot polls at once (a helper per slot), so a busy agent claims as
+fast as its slots free up instead of one poll round trip at a time; the first empty answer parks
+the helpers again. Helpers never ask the server to hold a poll, so after a burst the agent is back
+to one waiting request. Errors back off the same way, and also park the helpers.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from morag_fleet.settings import AgentSettings
 log = get_logger(__name__)
 # An empty answer that took at least this share of the requested wait was a held long poll.
 HELD_SHARE = 0.5
+PARK_CHECK = 0.5  # how often parked threads look at stop and pause
 
 
 class Poller:
     def __init__(self, settings: AgentSettings, client: MoragClient, content_types: Sequence[str],
                  free_slots: threading.Semaphore, on_claim: Callable[[Job], None],
                  on_bad_claim: Callable[[str, str], None],
-                 stopping: threading.Event, paused: threading.Event) -> None:
+                 stopping: threading.Event, paused: threading.Event, helpers: int = 0) -> None:
         self._settings = settings
         self._client = client
         self._content_types = list(content_types)
@@ -36,64 +40,97 @@ class Poller:
         self._on_bad_claim = on_bad_claim
         self._stopping = stopping
         self._paused = paused
-        self._idle = Backoff(base=0.25, cap=settings.poll_interval, jitter="equal")
-        self._errors = Backoff(base=1.0, cap=max(settings.poll_interval, 30.0))
-        self._thread: threading.Thread | None = None
+        self._helpers = helpers
+        self._work_flowing = threading.Event()  # the last answer brought a job
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._in_flight = 0
         self.polls = 0
-        self.in_poll = False  # a (long) poll is in flight: it may still bring a claim
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return any(thread.is_alive() for thread in self._threads)
 
-    def run(self) -> None:
-        self._thread = threading.current_thread()
+    @property
+    def in_poll(self) -> bool:
+        """A (long) poll is in flight: it may still bring a claim."""
+        return self._in_flight > 0
+
+    def start(self, spawn: Callable[..., threading.Thread]) -> None:
+        """`spawn(target, name, *args)` starts a thread (the agent's, so it supervises them)."""
         if not self._content_types:
             log.error("nothing_to_poll", reason="no content type can be converted on this host")
             return
+        self._threads.append(spawn(self._run, "poller", True))
+        for index in range(self._helpers):
+            self._threads.append(spawn(self._run, f"poller-helper-{index + 1}", False))
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _run(self, lead: bool) -> None:
+        idle = Backoff(base=0.25, cap=self._settings.poll_interval, jitter="equal")
+        errors = Backoff(base=1.0, cap=max(self._settings.poll_interval, 30.0))
         while not self._stopping.is_set():
             if self._paused.is_set():
-                self._stopping.wait(0.5)
+                self._stopping.wait(PARK_CHECK)
                 continue
-            if not self._free_slots.acquire(timeout=0.5):
+            if not lead and not self._work_flowing.wait(PARK_CHECK):
                 continue
-            self.in_poll = True  # set before the pause check, so `paused` is never reported early
+            if not self._reserve_slot():
+                continue
             if self._stopping.is_set() or self._paused.is_set():
-                self.in_poll = False
-                self._free_slots.release()
+                self._release_slot()
                 continue
-            self._poll_once()
+            delay = self._poll_once(idle, errors, lead)
+            if delay:
+                self._stopping.wait(delay)
 
-    def _poll_once(self) -> None:
-        """Holds one reserved slot; hands it to the claimed job or gives it back."""
-        wait = self._settings.long_poll_wait
+    def _reserve_slot(self) -> bool:
+        if not self._free_slots.acquire(timeout=PARK_CHECK):
+            return False
+        with self._lock:  # counted before the pause check, so `paused` is never reported early
+            self._in_flight += 1
+        return True
+
+    def _release_slot(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+        self._free_slots.release()
+
+    def _poll_once(self, idle: Backoff, errors: Backoff, lead: bool) -> float:
+        """Holds one reserved slot; hands it to the claimed job or gives it back. Returns how
+        long to wait before the next poll."""
+        wait = self._settings.long_poll_wait if lead else 0.0  # a helper never holds a poll
         started = time.monotonic()
         try:
             self.polls += 1
             job = self._client.poll(self._content_types, wait=wait)
         except ApiError as exc:
-            self.in_poll = False
-            self._free_slots.release()
+            self._work_flowing.clear()
+            self._release_slot()
             if isinstance(exc, ApiProtocolError) and exc.claimed_job_id:
                 self._on_bad_claim(exc.claimed_job_id, f"the server's job answer is malformed: "
                                                        f"{exc}")
-            delay = self._errors.next()
+            delay = errors.next()
             log.warning("poll_failed", error=str(exc), retry_in=round(delay, 2))
-            self._stopping.wait(delay)
-            return
-        self.in_poll = False
-        self._errors.reset()
+            return delay
+        errors.reset()
         if job is not None:
-            self._idle.reset()
-            self._on_claim(job)
-            return
-        self._free_slots.release()
+            idle.reset()
+            self._work_flowing.set()
+            try:
+                self._on_claim(job)  # the slot is the job's now
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+            return 0.0
+        self._work_flowing.clear()
+        self._release_slot()
         held = wait > 0 and time.monotonic() - started >= wait * HELD_SHARE
-        if held:
-            self._idle.reset()
-        else:
-            self._stopping.wait(self._idle.next())
-
-    def join(self, timeout: float) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if held or not lead:
+            idle.reset()
+            return 0.0
+        return idle.next()

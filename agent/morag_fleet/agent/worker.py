@@ -64,7 +64,8 @@ class Agent:
             for i in range(settings.max_concurrent_jobs)
         ]
         self.poller = Poller(settings, self.client, self.content_types, self._free_slots,
-                             self._claimed, self._claimed_malformed, self.stopping, self.paused)
+                             self._claimed, self._claimed_malformed, self.stopping, self.paused,
+                             helpers=len(self.slots) - 1)
         self.notifier = SystemdNotifier()
         self.ready = threading.Event()
 
@@ -116,12 +117,13 @@ class Agent:
         for slot in self.slots:
             self._spawn(self._slot_loop, f"slot-{slot.index}", slot)
         self._spawn(self._outbox_loop, "outbox")
-        self._spawn(self.poller.run, "poller")
+        self.poller.start(self._spawn)
 
-    def _spawn(self, target: Callable[..., None], name: str, *args: Any) -> None:
+    def _spawn(self, target: Callable[..., None], name: str, *args: Any) -> threading.Thread:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+        return thread
 
     def _supervise(self) -> None:
         """Feed the watchdog only while every worker thread is alive."""
