@@ -9,7 +9,12 @@ import pytest
 
 from morag_fleet.convert.base import ConversionError
 from morag_fleet.convert.morag_backend import MoragConverter
-from morag_fleet.convert.registry import build_converter, capabilities, merged_options
+from morag_fleet.convert.registry import (
+    build_converter,
+    capabilities,
+    capabilities_in_child,
+    merged_options,
+)
 from morag_fleet.settings import CONTENT_TYPES, AgentSettings
 from tests.convert.conftest import job_info_for
 
@@ -37,6 +42,19 @@ def test_reasons_when_something_is_missing(tmp_path: Path,
     assert "ffmpeg" in report["audio"].reason and "ffmpeg" in report["video"].reason
     assert "tesseract" in report["image"].reason and "tesseract" in report["document"].reason
     assert report["web"].ok
+
+
+def test_the_agent_asks_a_child_and_gets_the_same_answer(tmp_path: Path) -> None:
+    settings = AgentSettings(converter_options={"image": {"ocr_language": "klingon"}})
+    assert capabilities_in_child(settings) == capabilities(settings)
+
+
+def test_a_converter_that_crashes_on_import_takes_only_the_child() -> None:
+    settings = AgentSettings(content_types=["document", "web"],
+                             converters={"web": "tests.support.crashing_plugin:Never"})
+    report = capabilities_in_child(settings)
+    assert report["document"].ok
+    assert not report["web"].ok and "crashed" in report["web"].reason
 
 
 def test_backend_selection() -> None:

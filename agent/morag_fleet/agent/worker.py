@@ -23,7 +23,7 @@ from morag_fleet.agent.runner import ABORTED_REASON, ActiveJob, JobRunner
 from morag_fleet.agent.slots import SlotProcess
 from morag_fleet.agent.systemd import SystemdNotifier
 from morag_fleet.agent.telemetry import make_publisher
-from morag_fleet.convert.registry import capabilities
+from morag_fleet.convert.registry import capabilities_in_child
 from morag_fleet.jobs.client import MoragClient
 from morag_fleet.jobs.errors import ApiError, ApiNotFound
 from morag_fleet.jobs.models import Job, JobResult
@@ -315,7 +315,7 @@ class Agent:
     def _usable_content_types(self) -> list[str]:
         """Poll only for types this host can convert; the others are logged with the reason."""
         usable = []
-        for content_type, availability in capabilities(self.settings).items():
+        for content_type, availability in capabilities_in_child(self.settings).items():
             if availability.ok:
                 usable.append(content_type)
             else:

@@ -91,6 +91,50 @@ def capabilities(settings: AgentSettings) -> dict[str, Availability]:
     return result
 
 
+def capabilities_in_child(settings: AgentSettings, timeout: float = 300.0
+                          ) -> dict[str, Availability]:
+    """`capabilities()` asked of a short-lived process. Finding out imports every converter's
+    libraries (numpy, PyAV, CTranslate2, pandas through pytesseract: ~60 MB that never leaves);
+    the agent's main process never converts, so it stays small, and a library that crashes on
+    import takes only that process with it. After such a crash each type is asked on its own,
+    so one broken converter does not take the others out."""
+    blob = dict(settings.__dict__)
+    report = _ask_child(blob, timeout)
+    if report is not None:
+        return report
+    result: dict[str, Availability] = {}
+    for content_type in settings.content_types:
+        alone = _ask_child({**blob, "content_types": [content_type]}, timeout)
+        result[content_type] = (alone or {}).get(content_type) or Availability(
+            False, "the converter check crashed (its libraries kill the process on import)")
+    return result
+
+
+def _ask_child(settings_blob: dict[str, Any], timeout: float) -> dict[str, Availability] | None:
+    """None when the child died or hung (then it is killed)."""
+    from multiprocessing import get_context
+
+    context = get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_report_capabilities, args=(sender, settings_blob),
+                            name="morag-converter-check", daemon=True)
+    child.start()
+    sender.close()
+    try:
+        return receiver.recv() if receiver.poll(timeout) else None
+    except (EOFError, OSError):  # it died before answering
+        return None
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join(5)
+        receiver.close()
+
+
+def _report_capabilities(sender: Any, settings_blob: dict[str, Any]) -> None:
+    sender.send(capabilities(AgentSettings(**settings_blob)))
+
+
 def merged_options(
     content_type: str, settings: AgentSettings, task_options: Mapping[str, Any] | None
 ) -> dict[str, Any]:
