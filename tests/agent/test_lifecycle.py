@@ -54,3 +54,20 @@ def test_jobs_complete_against_morag_double(tmp_path, make_agent, make_doc) -> N
         assert agent.stop() == 0
         for job_id in ids:
             assert double.status(job_id)["worker_id"] == "agent-1"
+
+
+def test_slot_converts_the_next_job_while_ingestion_runs(tmp_path, make_agent, make_doc) -> None:
+    """MoRAG ingests inside the result PUT. The result is durable once spooled, so the slot
+    moves on: with one slot, the second job is downloaded before the first PUT has answered."""
+    with running_morag_double(tmp_path / "double", result_delay=4) as double:
+        first = double.create_job(make_doc("first.txt", "first"), "document")
+        agent = make_agent(double.url, slots=1, long_poll_wait=5)
+        agent.wait_for_event("job_converted", timeout=60, job_id=first)
+        second = double.create_job(make_doc("second.txt", "second"), "document")
+        wait_until(lambda: all(double.status(i)["status"] == "completed"
+                               for i in (first, second)), 90, "both completed")
+        agent.wait_for_event("result_submitted", timeout=60, job_id=second)
+        order = [(e["event"], e.get("job_id")) for e in agent.events()]
+        assert order.index(("job_downloaded", second)) < order.index(
+            ("result_submitted", first))
+        assert agent.stop() == 0

@@ -10,6 +10,9 @@ recording it (or a power cut may have lost that record).
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from morag_fleet.agent.journal import Journal, JournalEntry
@@ -111,3 +114,48 @@ class Deliverer:
         for _ in range(tries + 1):
             delay = backoff.next()
         return delay
+
+
+class BackgroundDelivery:
+    """Sends spooled results from a few threads of its own, so that a slot takes its next job as
+    soon as its result is durable: MoRAG runs ingestion inside the result PUT, seconds in which a
+    slot would otherwise sit idle. At most `limit` results are in flight here; a slot that would
+    go past that waits, so claims never outrun delivery. What fails stays in the outbox, which
+    the agent's outbox thread retries."""
+
+    def __init__(self, deliverer: Deliverer, journal: Journal, limit: int) -> None:
+        self._deliverer = deliverer
+        self._journal = journal
+        self._limit = limit
+        self._room = threading.BoundedSemaphore(limit)
+        self._pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="deliver")
+
+    def submit(self, job_id: str, on_done: Callable[[DeliveryOutcome | None], None]) -> None:
+        self._room.acquire()
+        self._pool.submit(self._deliver, job_id, on_done)
+
+    def _deliver(self, job_id: str, on_done: Callable[[DeliveryOutcome | None], None]) -> None:
+        try:
+            entry = self._journal.get(job_id)
+            on_done(self._deliverer.deliver(entry) if entry else None)
+        except Exception:  # a bug here must not lose the result: it is still in the outbox
+            log.exception("delivery_error", job_id=job_id)
+        finally:
+            self._room.release()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once nothing is in flight (all the room is free again) within `timeout`."""
+        deadline = time.monotonic() + timeout
+        taken = 0
+        try:
+            while taken < self._limit:
+                if not self._room.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    return False
+                taken += 1
+            return True
+        finally:
+            for _ in range(taken):
+                self._room.release()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,4 +1,5 @@
-"""One job's path through a slot: download, convert in the slot process, spool, deliver.
+"""One job's path through a slot: download, convert in the slot process, spool, hand over for
+delivery (the slot is free again once the result is durable).
 
 Every step is journaled before it happens, and every way out of `run` leaves a spooled result
 (success or a failure a person can act on), so a claimed job is always reported.
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from morag_fleet.agent.delivery import Deliverer
+from morag_fleet.agent.delivery import BackgroundDelivery, DeliveryOutcome
 from morag_fleet.agent.journal import Journal
 from morag_fleet.agent.slots import ConvertOutcome, ConvertRequest, SlotAborted, SlotProcess
 from morag_fleet.convert.registry import merged_options
@@ -53,18 +54,19 @@ class JobRunner:
     """Shared by all slot threads; holds no per-job state itself."""
 
     def __init__(self, settings: AgentSettings, client: MoragClient, journal: Journal,
-                 deliverer: Deliverer, emit: Callable[..., None], abort: threading.Event,
+                 delivery: BackgroundDelivery, emit: Callable[..., None], abort: threading.Event,
                  content_types: list[str]) -> None:
         self.settings = settings
         self.content_types = content_types
         self.client = client
         self.journal = journal
-        self.deliverer = deliverer
+        self.delivery = delivery
         self.emit = emit  # emit(job_id, phase, **fields) -> telemetry
         self.abort = abort
 
     def run(self, active: ActiveJob, slot: SlotProcess) -> bool:
-        """Process one claimed job to a spooled result and try to deliver it; True on success."""
+        """Process one claimed job to a spooled result and hand it over for delivery; True when
+        the conversion succeeded."""
         job = active.job
         job_dir = self.settings.temp_dir / _safe_dir_name(job.job_id)
         started = time.monotonic()
@@ -80,15 +82,17 @@ class JobRunner:
         self.journal.spool_result(job.job_id, result.to_json())
         active.phase = "submitting"
         self.emit(job.job_id, "spooled", success=result.success, error=result.error_message)
-        entry = self.journal.get(job.job_id)
-        outcome = self.deliverer.deliver(entry) if entry else None
-        if outcome is not None and outcome.delivered:
-            self.emit(job.job_id, "completed" if result.success else "failed",
-                      error=result.error_message, duration=result.processing_time)
-        log.info("job_finished", job_id=job.job_id, content_type=job.content_type,
-                 success=result.success, error=result.error_message,
-                 duration_s=result.processing_time,
-                 delivered=bool(outcome and outcome.delivered))
+
+        def finished(outcome: DeliveryOutcome | None) -> None:
+            if outcome is not None and outcome.delivered:
+                self.emit(job.job_id, "completed" if result.success else "failed",
+                          error=result.error_message, duration=result.processing_time)
+            log.info("job_finished", job_id=job.job_id, content_type=job.content_type,
+                     success=result.success, error=result.error_message,
+                     duration_s=result.processing_time,
+                     delivered=bool(outcome and outcome.delivered))
+
+        self.delivery.submit(job.job_id, finished)
         return result.success
 
     def _produce_result(self, active: ActiveJob, slot: SlotProcess, job_dir: Path) -> JobResult:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from morag_fleet import __version__
-from morag_fleet.agent.delivery import Deliverer
+from morag_fleet.agent.delivery import BackgroundDelivery, Deliverer
 from morag_fleet.agent.journal import Journal, JournalEntry
 from morag_fleet.agent.poller import Poller
 from morag_fleet.agent.runner import ABORTED_REASON, ActiveJob, JobRunner
@@ -56,7 +56,9 @@ class Agent:
         self.deliverer = Deliverer(self.client, self.journal, settings.outbox_retry_max)
         self.content_types = self._usable_content_types()
         self.publisher = make_publisher(settings, self.snapshot, self.on_command, self._hello())
-        self.runner = JobRunner(settings, self.client, self.journal, self.deliverer,
+        self.delivery = BackgroundDelivery(self.deliverer, self.journal,
+                                           settings.max_concurrent_jobs)
+        self.runner = JobRunner(settings, self.client, self.journal, self.delivery,
                                 self.publisher.job_event, self.aborting, self.content_types)
         self.slots = [
             SlotProcess(i, settings.__dict__.copy(), self._gpu_for(i),
@@ -154,9 +156,11 @@ class Agent:
         timer = threading.Timer(flush_deadline - time.monotonic(), self._client_stop.set)
         timer.daemon = True
         timer.start()
+        self.delivery.wait_idle(max(0.0, flush_deadline - time.monotonic()))
         self._flush_outbox(deadline=flush_deadline)
         timer.cancel()
         self._client_stop.set()
+        self.delivery.close()
         for slot in self.slots:
             slot.stop()
         depth = self.journal.outbox_depth()
