@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from morag_fleet.agent.journal import Journal, JournalEntry
+from morag_fleet.agent.journal import SPOOLED, Journal, JournalEntry
 from morag_fleet.jobs.client import MoragClient
 from morag_fleet.jobs.errors import (
     ApiConflict,
@@ -54,17 +54,31 @@ class Deliverer:
         with self._lock:
             self._unclear.update(job_ids)
 
-    def deliver(self, entry: JournalEntry) -> DeliveryOutcome | None:
+    def deliver(self, job_id: str) -> DeliveryOutcome | None:
         """None when another thread is already delivering this job."""
+        if not self.reserve(job_id):
+            return None
+        return self.deliver_reserved(job_id)
+
+    def reserve(self, job_id: str) -> bool:
+        """Claims the job's delivery for the caller; False when another thread holds it."""
         with self._lock:
-            if entry.job_id in self._busy:
-                return None
-            self._busy.add(entry.job_id)
+            if job_id in self._busy:
+                return False
+            self._busy.add(job_id)
+            return True
+
+    def deliver_reserved(self, job_id: str) -> DeliveryOutcome:
+        """Reads the entry afresh under the reservation: a list of spooled entries taken a moment
+        ago may name one that another thread has delivered since."""
         try:
+            entry = self._journal.get(job_id)
+            if entry is None or entry.phase != SPOOLED or entry.result is None:
+                return DeliveryOutcome(True, "already delivered")
             return self._deliver(entry)
         finally:
             with self._lock:
-                self._busy.discard(entry.job_id)
+                self._busy.discard(job_id)
 
     def _deliver(self, entry: JournalEntry) -> DeliveryOutcome:
         assert entry.result is not None
@@ -123,21 +137,24 @@ class BackgroundDelivery:
     go past that waits, so claims never outrun delivery. What fails stays in the outbox, which
     the agent's outbox thread retries."""
 
-    def __init__(self, deliverer: Deliverer, journal: Journal, limit: int) -> None:
+    def __init__(self, deliverer: Deliverer, limit: int) -> None:
         self._deliverer = deliverer
-        self._journal = journal
         self._limit = limit
         self._room = threading.BoundedSemaphore(limit)
         self._pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="deliver")
 
     def submit(self, job_id: str, on_done: Callable[[DeliveryOutcome | None], None]) -> None:
+        """Reserved at once, so the outbox thread leaves the job to the pool."""
         self._room.acquire()
+        if not self._deliverer.reserve(job_id):
+            self._room.release()
+            on_done(None)
+            return
         self._pool.submit(self._deliver, job_id, on_done)
 
     def _deliver(self, job_id: str, on_done: Callable[[DeliveryOutcome | None], None]) -> None:
         try:
-            entry = self._journal.get(job_id)
-            on_done(self._deliverer.deliver(entry) if entry else None)
+            on_done(self._deliverer.deliver_reserved(job_id))
         except Exception:  # a bug here must not lose the result: it is still in the outbox
             log.exception("delivery_error", job_id=job_id)
         finally:

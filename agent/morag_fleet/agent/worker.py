@@ -56,8 +56,7 @@ class Agent:
         self.deliverer = Deliverer(self.client, self.journal, settings.outbox_retry_max)
         self.content_types = self._usable_content_types()
         self.publisher = make_publisher(settings, self.snapshot, self.on_command, self._hello())
-        self.delivery = BackgroundDelivery(self.deliverer, self.journal,
-                                           settings.max_concurrent_jobs)
+        self.delivery = BackgroundDelivery(self.deliverer, settings.max_concurrent_jobs)
         self.runner = JobRunner(settings, self.client, self.journal, self.delivery,
                                 self.publisher.job_event, self.aborting, self.content_types)
         self.slots = [
@@ -219,7 +218,7 @@ class Agent:
             for entry in self.journal.outbox(due_only=True):
                 if self.aborting.is_set():
                     return
-                self.deliverer.deliver(entry)
+                self.deliverer.deliver(entry.job_id)
             if self.aborting.wait(1.0) or (self.stopping.is_set() and not self._active
                                           and self.journal.outbox_depth() == 0):
                 return
@@ -229,7 +228,7 @@ class Agent:
         for entry in self.journal.outbox():
             if time.monotonic() > deadline:
                 break
-            self.deliverer.deliver(entry)
+            self.deliverer.deliver(entry.job_id)
 
     def _abort_pending(self) -> None:
         """Hard stop: jobs not started yet are failed with the abort reason too."""
