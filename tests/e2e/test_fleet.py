@@ -128,3 +128,20 @@ def test_unauthorized_agent_is_refused(fleet, tmp_path: Path) -> None:
         assert controller.agent("rogue") is None
     finally:
         rogue.stop()
+
+
+def test_a_result_sent_after_an_api_outage_still_completes_the_job_in_the_fleet(
+        fleet, tmp_path: Path) -> None:
+    """The job's result waits in the outbox while the API is down and is sent by the outbox
+    thread later: the controller still hears once that the job completed."""
+    server, controller, agents = fleet
+    job_id = upload(server, tmp_path / "docs", 1, "sleep 3")[0]
+    wait_until(lambda: any(a.find("job_downloaded", job_id=job_id) for a in agents.values()),
+               60, "the job downloaded")
+    holder = next(a for a in agents.values() if a.find("job_downloaded", job_id=job_id))
+    server.stop()
+    holder.wait_for_event("result_spooled", timeout=60, job_id=job_id)
+    server.start()
+    wait_until(lambda: all_completed(server, [job_id]), 90, "the result delivered from the outbox")
+    wait_until(lambda: len(completed_events(controller, [job_id])) == 1, 60, "completed event")
+    assert completed_events(controller, [job_id])[job_id] == 1

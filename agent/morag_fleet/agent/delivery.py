@@ -36,13 +36,20 @@ FINAL_STATES = ("completed", "failed")
 class DeliveryOutcome:
     delivered: bool  # nothing more to do for this job (accepted, already there, or dropped)
     note: str
+    dropped: bool = False  # the server no longer wanted it (gone, or another worker's now)
+
+
+# Told once per job when its delivery ends, whichever thread delivered it (the fleet's view).
+OnFinal = Callable[[JournalEntry, DeliveryOutcome], None]
 
 
 class Deliverer:
     """Submits spooled results; one at a time per job (the runner and outbox thread share it)."""
 
-    def __init__(self, client: MoragClient, journal: Journal, retry_cap: float) -> None:
+    def __init__(self, client: MoragClient, journal: Journal, retry_cap: float,
+                 on_final: OnFinal | None = None) -> None:
         self._client = client
+        self._on_final = on_final
         self._journal = journal
         self._retry_cap = retry_cap
         self._busy: set[str] = set()
@@ -75,7 +82,10 @@ class Deliverer:
             entry = self._journal.get(job_id)
             if entry is None or entry.phase != SPOOLED or entry.result is None:
                 return DeliveryOutcome(True, "already delivered")
-            return self._deliver(entry)
+            outcome = self._deliver(entry)
+            if outcome.delivered and self._on_final is not None:
+                self._on_final(entry, outcome)
+            return outcome
         finally:
             with self._lock:
                 self._busy.discard(job_id)
@@ -101,7 +111,7 @@ class Deliverer:
             # The server no longer knows this job, or gave it to another worker: nothing to do.
             self._journal.mark_delivered(job_id)
             log.error("result_dropped", job_id=job_id, reason=str(exc))
-            return DeliveryOutcome(True, f"dropped: {exc}")
+            return DeliveryOutcome(True, f"dropped: {exc}", dropped=True)
         except ApiProtocolError as exc:
             delay = self._retry_delay(entry.submit_tries)
             self._journal.record_submit_failure(job_id, str(exc), max(delay, 60.0))

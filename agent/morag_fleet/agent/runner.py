@@ -84,9 +84,6 @@ class JobRunner:
         self.emit(job.job_id, "spooled", success=result.success, error=result.error_message)
 
         def finished(outcome: DeliveryOutcome | None) -> None:
-            if outcome is not None and outcome.delivered:
-                self.emit(job.job_id, "completed" if result.success else "failed",
-                          error=result.error_message, duration=result.processing_time)
             log.info("job_finished", job_id=job.job_id, content_type=job.content_type,
                      success=result.success, error=result.error_message,
                      duration_s=result.processing_time,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from morag_fleet import __version__
-from morag_fleet.agent.delivery import BackgroundDelivery, Deliverer
+from morag_fleet.agent.delivery import BackgroundDelivery, Deliverer, DeliveryOutcome
 from morag_fleet.agent.journal import Journal, JournalEntry
 from morag_fleet.agent.poller import Poller
 from morag_fleet.agent.runner import ABORTED_REASON, ActiveJob, JobRunner
@@ -53,7 +53,8 @@ class Agent:
         self._client_stop = threading.Event()
         self.client = MoragClient(settings, stop=self._client_stop)
         self.journal = Journal(settings.state_dir)
-        self.deliverer = Deliverer(self.client, self.journal, settings.outbox_retry_max)
+        self.deliverer = Deliverer(self.client, self.journal, settings.outbox_retry_max,
+                                   on_final=self._delivered)
         self.content_types = self._usable_content_types()
         self.publisher = make_publisher(settings, self.snapshot, self.on_command, self._hello())
         self.delivery = BackgroundDelivery(self.deliverer, settings.max_concurrent_jobs)
@@ -240,9 +241,20 @@ class Agent:
             self._spool_failure(job.job_id, ABORTED_REASON)
             self._count("failed")
 
+    def _delivered(self, entry: JournalEntry, outcome: DeliveryOutcome) -> None:
+        """The job's last event for the controller, sent by whichever thread delivered it (a
+        result sent by the outbox after an outage counts as much as one sent at once)."""
+        result = entry.result or {}
+        if outcome.dropped:
+            self.publisher.job_event(entry.job_id, "failed", error=outcome.note)
+            return
+        self.publisher.job_event(entry.job_id, "completed" if result.get("success") else "failed",
+                                 error=result.get("error_message"),
+                                 duration=result.get("processing_time"))
+
     def _spool_failure(self, job_id: str, reason: str) -> None:
         self.journal.spool_result(job_id, JobResult(False, error_message=reason).to_json())
-        self.publisher.job_event(job_id, "failed", error=reason)
+        self.publisher.job_event(job_id, "spooled", success=False, error=reason)
 
     def _replay_journal(self) -> None:
         """A previous run died: finished results wait in the outbox (the outbox thread sends
