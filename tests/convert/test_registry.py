@@ -44,7 +44,7 @@ def test_reasons_when_something_is_missing(tmp_path: Path,
     assert report["web"].ok
 
 
-def test_the_agent_asks_a_child_and_gets_the_same_answer(tmp_path: Path) -> None:
+def test_the_agent_asks_a_child_and_gets_the_same_answer() -> None:
     settings = AgentSettings(converter_options={"image": {"ocr_language": "klingon"}})
     assert capabilities_in_child(settings) == capabilities(settings)
 
