@@ -3,6 +3,8 @@ touching the machine) and finds the Debian mirror in both apt source formats."""
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from .nspawn_fleet import errors
 from .nspawn_fleet.errors import HarnessError
 from .nspawn_fleet.fleet import Fleet
+from .nspawn_fleet.host import _children, _comm
 from .nspawn_fleet.mirrors import find_mirrors
 
 
@@ -40,6 +43,23 @@ def test_no_usable_mirror_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "vendor.list").write_text("deb https://vendor.example/apt bookworm main\n")
     with pytest.raises(HarnessError, match="no http Debian mirror for bookworm"):
         find_mirrors("bookworm", tmp_path)
+
+
+def test_child_lookup_survives_children_that_exit_meanwhile() -> None:
+    """Booting nspawn forks short-lived helpers next to the container's systemd; looking for
+    the leader among them must skip a child that exits between listing and reading it."""
+    churn = subprocess.Popen(["sh", "-c", "sleep 30 & while :; do /bin/true; done"])
+    try:
+        deadline = time.monotonic() + 10  # the shell starts its children first
+        while "sleep" not in [_comm(child) for child in _children(churn.pid)]:
+            assert time.monotonic() < deadline, "the test's shell never started its sleep"
+        names = [[_comm(child) for child in _children(churn.pid)] for _ in range(3000)]
+    finally:
+        churn.kill()
+        churn.wait()
+    assert all("sleep" in seen for seen in names)  # the long-lived child is found every time
+    assert any(None in seen or "true" in seen for seen in names)  # and the churn was seen
+    assert _comm(churn.pid) is None and _children(churn.pid) == []
 
 
 @pytest.mark.deploy

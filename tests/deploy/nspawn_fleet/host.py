@@ -71,9 +71,11 @@ class Host:
         """SIGKILL whatever is still in the host's cgroups (after a hung or killed nspawn)."""
         for top in self._cgroups():
             for procs in top.rglob("cgroup.procs") if top.exists() else ():
-                for pid in procs.read_text().split():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), 9)
+                with contextlib.suppress(FileNotFoundError):  # the cgroup went away meanwhile
+                    pids = procs.read_text().split()
+                    for pid in pids:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(int(pid), 9)
 
     def remove_cgroups(self) -> None:
         """Bottom-up rmdir: cgroupfs removes only empty directories (their files go with them)."""
@@ -104,10 +106,9 @@ class Host:
         """PID (on this machine) of the container's systemd, the child of systemd-nspawn."""
         if self.process is None or self.process.poll() is not None:
             return None
-        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                if Path(f"/proc/{child}/comm").read_text().strip() == "systemd":
-                    return int(child)
+        for child in _children(self.process.pid):
+            if _comm(child) == "systemd":
+                return child
         return None
 
     def nsenter(self, *argv: str, check: bool = False,
@@ -176,3 +177,21 @@ class Host:
         time.sleep(0.2)
         self.unmount()
         self.remove_cgroups()
+
+
+def _children(pid: int) -> list[int]:
+    """Children of `pid`; nspawn forks short-lived helpers while booting, so any may vanish."""
+    found: list[int] = []
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _comm(pid: int) -> str | None:
+    """The process's command name, or None once it has exited (reading then raises ESRCH)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
