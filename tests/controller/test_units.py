@@ -7,7 +7,9 @@ from pathlib import Path
 
 import msgpack
 import pytest
+import zmq
 
+from morag_fleet.controller.server import ZERO_COPY_RECV, copying_context
 from morag_fleet.controller.state import FleetState, IdentityRefused
 from morag_fleet.controller.store import PendingEvent, Retention, Store
 from morag_fleet.wire import codec, schema
@@ -79,3 +81,19 @@ def test_retention_by_count_and_age(tmp_path: Path) -> None:
     assert store.event_count() == 50
     assert all(e["received"] == now for e in store.events(limit=1000))
     store.close()
+
+
+def test_controller_context_copies_received_frames() -> None:
+    """Set on the context before sockets exist (they read it at creation); frames still flow."""
+    ctx = copying_context()
+    try:
+        assert ctx.get(ZERO_COPY_RECV) == 0
+        router, dealer = ctx.socket(zmq.ROUTER), ctx.socket(zmq.DEALER)
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        dealer.connect(f"tcp://127.0.0.1:{port}")
+        frames = [bytes([n]) * (40 + n) for n in range(50)]  # above the 33-byte inline size
+        for frame in frames:
+            dealer.send(frame)
+        assert [router.recv_multipart()[1] for _ in frames] == frames
+    finally:
+        ctx.destroy(linger=0)
