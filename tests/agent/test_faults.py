@@ -124,10 +124,10 @@ def test_hang_past_timeout_kills_process_group(jobserver, make_agent, make_doc,
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as handle:  # a zombie is dead for our purposes
+            return handle.read().split()[2] != "Z"
+    except (ProcessLookupError, FileNotFoundError):  # also when reaped between the two calls
         return False
-    with open(f"/proc/{pid}/stat") as handle:  # a zombie is dead for our purposes
-        return handle.read().split()[2] != "Z"
 
 
 @pytest.mark.parametrize("action", ["eat-memory", "eat-memory-in-child"])
