@@ -3,6 +3,8 @@ touching the machine) and finds the Debian mirror in both apt source formats."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -48,14 +50,15 @@ def test_no_usable_mirror_is_a_clear_error(tmp_path: Path) -> None:
 def test_child_lookup_survives_children_that_exit_meanwhile() -> None:
     """Booting nspawn forks short-lived helpers next to the container's systemd; looking for
     the leader among them must skip a child that exits between listing and reading it."""
-    churn = subprocess.Popen(["sh", "-c", "sleep 30 & while :; do /bin/true; done"])
+    churn = subprocess.Popen(["sh", "-c", "sleep 30 & while :; do /bin/true; done"],
+                             start_new_session=True)
     try:
         deadline = time.monotonic() + 10  # the shell starts its children first
         while "sleep" not in [_comm(child) for child in _children(churn.pid)]:
             assert time.monotonic() < deadline, "the test's shell never started its sleep"
         names = [[_comm(child) for child in _children(churn.pid)] for _ in range(3000)]
     finally:
-        churn.kill()
+        os.killpg(churn.pid, signal.SIGKILL)  # the shell and its sleep
         churn.wait()
     assert all("sleep" in seen for seen in names)  # the long-lived child is found every time
     assert any(None in seen or "true" in seen for seen in names)  # and the churn was seen
