@@ -81,6 +81,9 @@ class AgentSettings:
     # jobs and slots
     job_timeouts: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_JOB_TIMEOUTS))
     slot_memory_limit_mb: int = 6144
+    # threads each slot's converters use; 0 shares the usable CPUs (affinity, cgroup quota)
+    # evenly among the slots
+    slot_threads: int = 0
     gpus: list[str] = field(default_factory=list)
     shutdown_grace: float = 120.0
     max_job_crashes: int = 3
@@ -189,6 +192,8 @@ def _validate(settings: AgentSettings, sources: Mapping[str, str]) -> None:
         fail("long_poll_wait", "must be >= 0")
     if settings.max_download_bytes <= 0:
         fail("max_download_bytes", "must be > 0")
+    if settings.slot_threads < 0:
+        fail("slot_threads", "must be >= 0 (0 shares the host's CPUs among the slots)")
     if settings.max_job_crashes < 1:
         fail("max_job_crashes", "must be >= 1")
     for ctype, seconds in settings.job_timeouts.items():

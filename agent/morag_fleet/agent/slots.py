@@ -61,15 +61,20 @@ def _child_main(conn: Connection, settings_blob: dict[str, Any], gpu: str | None
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    inherited = drop_openmp_limits()
     from morag_fleet.convert.base import ConversionError
     from morag_fleet.convert.registry import build_converter
+    from morag_fleet.cpu import cpu_budget
     from morag_fleet.log import configure_logging
     from morag_fleet.settings import AgentSettings
 
     settings = AgentSettings(**settings_blob)
     configure_logging(settings.log_level, settings.log_format,
                       worker_id=settings.worker_id, slot=os.getpid())
+    threads = cpu_budget(settings.max_concurrent_jobs, settings.slot_threads).threads_per_slot
+    if inherited:
+        log.warning("openmp_environment_ignored", ignored=inherited, threads=threads,
+                    hint="set slot_threads (or converter_options) to change a slot's threads")
     converters: dict[str, Any] = {}
     while True:
         try:
@@ -88,14 +93,23 @@ def _child_main(conn: Connection, settings_blob: dict[str, Any], gpu: str | None
             if converter is None:
                 converter = build_converter(request.content_type, settings)
                 converters[request.content_type] = converter
-            result = converter.convert(
-                Path(request.source), request.options, request.job_info, progress
-            )
+            options = {"threads": threads, **request.options}
+            result = converter.convert(Path(request.source), options, request.job_info, progress)
             conn.send(("result", request.job_id, result.markdown, result.metadata))
         except ConversionError as exc:
             conn.send(("error", request.job_id, str(exc)))
         except Exception as exc:  # a converter bug must still produce a report
             conn.send(("error", request.job_id, f"converter error: {type(exc).__name__}: {exc}"))
+
+
+OPENMP_LIMITS = ("OMP_THREAD_LIMIT", "OMP_NUM_THREADS")
+
+
+def drop_openmp_limits() -> dict[str, str]:
+    """Removes OpenMP limits inherited from the agent's environment, before any native library
+    loads. Every library in a slot gets an explicit thread count from the CPU budget instead; an
+    inherited limit below that count made CTranslate2 return empty transcripts."""
+    return {name: os.environ.pop(name) for name in OPENMP_LIMITS if name in os.environ}
 
 
 class SlotProcess:

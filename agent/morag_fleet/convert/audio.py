@@ -65,7 +65,7 @@ class AudioConverter:
         opts = WhisperOptions.from_options(options)
         with tempfile.TemporaryDirectory(prefix="wav-", dir=source.parent) as tmp:
             progress(None, "extracting audio")
-            wav = extract_wav(source, Path(tmp) / "audio.wav")
+            wav = extract_wav(source, Path(tmp) / "audio.wav", threads=opts.cpu_threads)
             return self.transcriber.transcribe_wav(wav, opts, progress)
 
 

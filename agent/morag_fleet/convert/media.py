@@ -93,14 +93,15 @@ def _longest_stream_duration(container: Any) -> float | None:
     return max(durations) if durations else None
 
 
-def extract_wav(source: Path, dest: Path, timeout: float | None = None) -> Path:
+def extract_wav(source: Path, dest: Path, timeout: float | None = None, threads: int = 1) -> Path:
     """Decodes the first audio track to 16 kHz mono 16-bit WAV, streaming (ffmpeg never buffers
     the whole input). Raises ConversionError with ffmpeg's own reason on failure."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise ConversionError("ffmpeg is not installed on this worker")
     command = [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(source),
+        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        "-threads", str(threads), "-i", str(source),
         "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(WHISPER_SAMPLE_RATE),
         "-c:a", "pcm_s16le", "-f", "wav", str(dest),
     ]

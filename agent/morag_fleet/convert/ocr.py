@@ -1,22 +1,28 @@
-"""Tesseract OCR through pytesseract, shared by the image and scanned-PDF paths.
+"""Tesseract OCR, shared by the image and scanned-PDF paths.
 
-`OMP_THREAD_LIMIT=1` matters: tesseract's OpenMP threads fight each other on small machines and
-made one image take 1.75 s instead of 0.3 s on 2 cores. Slots run one job each, so one thread
-per tesseract is the right size anyway. An operator may still set it differently.
+Tesseract's OpenMP threads fight each other on small machines (one image took several times
+longer with them on 2 cores), and a slot converts one image at a time anyway, so tesseract runs
+with `OMP_THREAD_LIMIT=1`. That limit goes into tesseract's own process environment and nowhere
+else: set on the slot process it reached CTranslate2 too, which then returned empty transcripts.
+pytesseract cannot pass an environment per call, so the OCR call runs the tesseract command
+itself; pytesseract still answers which languages are installed.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import subprocess
 from typing import Any
 
 from morag_fleet.convert.base import Availability, ConversionError
 
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-
 DEFAULT_LANGUAGE = "eng"
 DEFAULT_TIMEOUT = 120.0
+TESSERACT_THREADS = 1
+# modes PNG can hold; anything else (CMYK, YCbCr, ...) is converted to RGB first
+PNG_MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "I;16")
 
 
 def tesseract_availability(language: str = DEFAULT_LANGUAGE) -> Availability:
@@ -39,15 +45,22 @@ def tesseract_availability(language: str = DEFAULT_LANGUAGE) -> Availability:
 def ocr_image(image: Any, language: str = DEFAULT_LANGUAGE,
               timeout: float = DEFAULT_TIMEOUT) -> str:
     """Text of a Pillow image, lines kept, blank runs collapsed."""
-    import pytesseract
-
+    tesseract = shutil.which("tesseract")
+    if tesseract is None:
+        raise ConversionError("tesseract is not installed on this worker")
+    png = io.BytesIO()
+    (image if image.mode in PNG_MODES else image.convert("RGB")).save(png, format="PNG")
+    env = {**os.environ, "OMP_THREAD_LIMIT": str(TESSERACT_THREADS)}
     try:
-        text = pytesseract.image_to_string(image, lang=language, timeout=timeout)
-    except RuntimeError as exc:  # pytesseract raises RuntimeError on its timeout
-        raise ConversionError(f"OCR timed out after {timeout:.0f} s") from exc
-    except pytesseract.TesseractError as exc:
-        raise ConversionError(f"tesseract failed: {exc.message.strip()}") from None
-    return tidy_ocr_text(text)
+        done = subprocess.run([tesseract, "stdin", "stdout", "-l", language],
+                              input=png.getvalue(), capture_output=True, timeout=timeout,
+                              env=env, check=False)
+    except subprocess.TimeoutExpired:
+        raise ConversionError(f"OCR timed out after {timeout:.0f} s") from None
+    if done.returncode != 0:
+        reason = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise ConversionError(f"tesseract failed: {reason[-1] if reason else done.returncode}")
+    return tidy_ocr_text(done.stdout.decode("utf-8", "replace"))
 
 
 def tidy_ocr_text(text: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from morag_fleet.convert.base import Availability, ConversionError, packages_availability
 from morag_fleet.convert.image import ImageConverter
+from morag_fleet.cpu import default_threads
 
 LINE_TOLERANCE = 0.5  # boxes whose vertical centres differ by < half a box height share a line
 
@@ -32,7 +33,12 @@ class RapidOcrImageConverter(ImageConverter):
         if self._engine is None:
             from rapidocr import RapidOCR
 
-            self._engine = RapidOCR()
+            # an explicit count: onnxruntime's own default takes every core of the host
+            threads = int(options.get("threads") or default_threads())
+            self._engine = RapidOCR(params={
+                "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            })
         try:
             result = self._engine(np.asarray(image))
         except Exception as exc:  # onnxruntime raises many types

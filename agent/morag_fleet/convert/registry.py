@@ -153,5 +153,5 @@ def merged_options(
 
 OPERATOR_ONLY_OPTIONS = (
     "allow_private", "max_bytes", "max_pixels", "max_filesize", "model_dir", "models_dir",
-    "device", "device_index", "compute_type", "cpu_threads",
+    "device", "device_index", "compute_type", "cpu_threads", "threads",
 )

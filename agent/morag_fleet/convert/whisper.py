@@ -18,6 +18,7 @@ import numpy as np
 
 from morag_fleet.convert.base import Availability, ConversionError, ProgressCallback
 from morag_fleet.convert.media import WHISPER_SAMPLE_RATE
+from morag_fleet.cpu import default_threads
 from morag_fleet.log import get_logger
 
 log = get_logger(__name__)
@@ -61,7 +62,8 @@ class WhisperOptions:
     device: str = "auto"
     device_index: int = 0
     compute_type: str = "auto"
-    cpu_threads: int = 0
+    # explicit, never CTranslate2's own guess: the slot passes its CPU budget as `threads`
+    cpu_threads: int = 1
     beam_size: int = 5
     language: str | None = None
     vad_filter: bool = False
@@ -77,7 +79,8 @@ class WhisperOptions:
             device=str(options.get("device", "auto")),
             device_index=int(options.get("device_index", 0)),
             compute_type=str(options.get("compute_type", "auto")),
-            cpu_threads=int(options.get("cpu_threads", 0)),
+            cpu_threads=int(options.get("cpu_threads") or options.get("threads")
+                            or default_threads()),
             beam_size=int(options.get("beam_size", 5)),
             language=(str(options["language"]) if options.get("language") else None),
             vad_filter=bool(options.get("vad_filter", False)),
@@ -159,7 +162,7 @@ class Transcriber:
             try:
                 self._models[key] = WhisperModel(
                     str(opts.model_dir), device=device, device_index=opts.device_index,
-                    compute_type=compute_type, cpu_threads=opts.cpu_threads,
+                    compute_type=compute_type, cpu_threads=opts.cpu_threads, num_workers=1,
                     local_files_only=True,
                 )
             except (RuntimeError, ValueError, OSError) as exc:
