@@ -6,11 +6,13 @@ can gate on it; the lines printed tell a person what to fix.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from dataclasses import dataclass
 
 from morag_fleet.convert.registry import capabilities
+from morag_fleet.cpu import cpu_budget
 from morag_fleet.settings import AgentSettings
 
 MIN_FREE_DISK_BYTES = 1024**3
@@ -87,10 +89,26 @@ def check_gpus(settings: AgentSettings) -> CheckResult:
     return CheckResult("gpu", True, f"{len(found)} GPU(s), driver {driver_version()}")
 
 
+def check_cpu_budget(settings: AgentSettings) -> CheckResult:
+    """An oversubscribed host still converts, only slower and less predictably, so this warns
+    rather than fails; an explicit `cpu_threads` for whisper counts as the slot's threads."""
+    budget = cpu_budget(settings.max_concurrent_jobs, settings.slot_threads)
+    audio_threads = int(settings.converter_options.get("audio", {}).get("cpu_threads") or 0)
+    per_slot = max(budget.threads_per_slot, audio_threads)
+    wanted = per_slot * budget.slots
+    detail = (f"{budget.slots} slot(s) x {per_slot} thread(s) = {wanted} on "
+              f"{budget.usable_cpus:g} usable CPU(s)")
+    if wanted > math.ceil(budget.usable_cpus):
+        return CheckResult("cpu budget", False, f"{detail}: oversubscribed; lower "
+                           "max_concurrent_jobs or slot_threads", required=False)
+    return CheckResult("cpu budget", True, detail, required=False)
+
+
 def run_checks(settings: AgentSettings, include_network: bool = True) -> list[CheckResult]:
     results = [
         _writable_dir("state_dir", settings.state_dir),
         _writable_dir("temp_dir", settings.temp_dir),
+        check_cpu_budget(settings),
         *check_converters(settings),
         check_gpus(settings),
     ]

@@ -77,7 +77,10 @@ def cmd_create_config(args: argparse.Namespace) -> int:
 
 
 def cmd_show_config(settings: AgentSettings, args: argparse.Namespace) -> int:
+    from morag_fleet.cpu import cpu_budget
+
     data = settings.redacted()
+    data["cpu_budget"] = cpu_budget(settings.max_concurrent_jobs, settings.slot_threads).as_dict()
     print(json.dumps(data, indent=2) if args.json else yaml.safe_dump(data, sort_keys=False))
     return 0
 
