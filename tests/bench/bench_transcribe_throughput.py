@@ -1,0 +1,156 @@
+"""Transcription throughput of the agent at its default settings against faster-whisper called
+directly in the best hand-tuned arrangement, side by side in one run.
+
+    .venv/bin/python tests/bench/bench_transcribe_throughput.py [--files 4] [--minutes 2]
+
+N speech files of known text (espeak-ng) are transcribed:
+- by one `morag-agent` process at its defaults (slots, CPU budget, decoding settings), through
+  the reference job server, from the first upload until every job is completed;
+- directly: one process using every core (`cpu_threads` = cores), files one after another;
+- directly: one single-thread process per core, files shared round-robin.
+Direct runs use the agent's default decoding settings and count process start and model load,
+as the agent's cold slots do. The agent must reach 0.95 of the best direct arrangement, and its
+transcripts are checked against the known text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import REPO, note, table, verdict
+from tests.support.agent_proc import AgentProcess, wait_until
+from tests.support.jobserver import running_jobserver
+from tests.support.media import wer
+
+from morag_fleet.convert.whisper import WhisperOptions, default_model_dir
+from morag_fleet.cpu import usable_cpus
+from morag_fleet.samples.generate import speech_with_gaps
+from morag_fleet.settings import AgentSettings
+
+CACHE = Path("/tmp/morag-bench-throughput")
+TARGET = 0.95
+NOUNS = ("farmer", "teacher", "river", "garden", "market", "library", "harbour", "station",
+         "kitchen", "bakery", "orchard", "village", "bridge", "museum", "meadow", "factory")
+ADJECTIVES = ("old", "quiet", "busy", "small", "bright", "cold", "famous", "friendly", "green")
+VERBS = ("opened", "closed", "visited", "painted", "repaired", "cleaned", "described", "sold")
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+DIRECT_WORKER = """
+import json, sys, time
+from faster_whisper import WhisperModel
+model_dir, threads, beam, words, vad, files = json.loads(sys.argv[1])
+model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=threads,
+                     local_files_only=True)
+texts = {}
+for path in files:
+    segments, _ = model.transcribe(path, beam_size=beam, word_timestamps=words, vad_filter=vad)
+    texts[path] = " ".join(s.text.strip() for s in segments)
+print(json.dumps(texts))
+"""
+
+
+def sentences(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [f"On {rng.choice(DAYS)} the {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} was "
+            f"{rng.choice(VERBS)} by the {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}."
+            for _ in range(count)]
+
+
+def speech_files(count: int, minutes: float) -> dict[Path, str]:
+    """Cached between runs: espeak-ng takes a while for minutes of speech."""
+    CACHE.mkdir(exist_ok=True)
+    files: dict[Path, str] = {}
+    per_file = int(minutes * 60 / 3.6)  # an espeak sentence plus its gap lasts about that long
+    for index in range(count):
+        text = sentences(per_file, seed=index)
+        path = CACHE / f"speech-{index}-{minutes:g}min.wav"
+        if not path.exists():
+            speech_with_gaps(text, path, gap=1.0)
+        files[path] = " ".join(text)
+    return files
+
+
+def direct(files: list[Path], processes: int, threads: int) -> tuple[float, dict[str, str]]:
+    opts = WhisperOptions.from_options({"threads": threads})
+    shares = [files[i::processes] for i in range(processes)]
+    start = time.perf_counter()
+    running = [subprocess.Popen(
+        [sys.executable, "-c", DIRECT_WORKER, json.dumps(
+            [str(default_model_dir()), threads, opts.beam_size, opts.word_timestamps,
+             opts.vad_filter, [str(p) for p in share]])],
+        stdout=subprocess.PIPE, text=True) for share in shares if share]
+    texts: dict[str, str] = {}
+    for proc in running:
+        out, _ = proc.communicate()
+        texts.update(json.loads(out))
+    return time.perf_counter() - start, texts
+
+
+def through_agent(files: list[Path], work: Path) -> tuple[float, dict[str, str]]:
+    slots = AgentSettings().max_concurrent_jobs
+    with running_jobserver(work / "server") as server:
+        agent = AgentProcess(work, server.url, "bench-agent", slots=slots,
+                             content_types=("audio",), log_level="INFO").start()
+        try:
+            agent.wait_for_event("agent_ready", timeout=300)  # after its self-test
+            start = time.perf_counter()
+            ids = {server.upload(path, "audio"): path for path in files}
+            wait_until(lambda: all(server.status(i)["status"] in ("completed", "failed")
+                                   for i in ids), 3600, "all transcriptions")
+            elapsed = time.perf_counter() - start
+            texts = {}
+            for job_id, path in ids.items():
+                result = server.result(job_id)
+                body = result.get("content") or ""
+                texts[str(path)] = body.split("## Detailed Transcript", 1)[-1]
+        finally:
+            agent.stop()
+    return elapsed, texts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=4)
+    parser.add_argument("--minutes", type=float, default=2.0)
+    args = parser.parse_args()
+    cores = max(1, int(usable_cpus()))
+    known = speech_files(args.files, args.minutes)
+    files = list(known)
+    audio_seconds = args.files * args.minutes * 60
+    note(f"{args.files} files x ~{args.minutes:g} min of speech, {cores} usable CPU(s)")
+
+    runs: dict[str, tuple[float, dict[str, str]]] = {}
+    runs[f"direct: 1 process x {cores} threads"] = direct(files, 1, cores)
+    runs[f"direct: {cores} processes x 1 thread"] = direct(files, cores, 1)
+    with tempfile.TemporaryDirectory(prefix="morag-bench-agent-") as tmp:
+        runs["morag-agent, default settings"] = through_agent(files, Path(tmp))
+
+    best_direct = min(seconds for name, (seconds, _) in runs.items() if name.startswith("direct"))
+    rows = []
+    for name, (seconds, texts) in runs.items():
+        errors = [wer(known[path], texts.get(str(path), "")) for path in files]
+        rows.append([name, f"{seconds:.1f} s", f"{audio_seconds / seconds:.1f}x",
+                     f"{best_direct / seconds:.2f}", f"{max(errors):.3f}"])
+    table("Transcription throughput (speed = audio seconds per wall second; ratio = best direct "
+          "time / this time)", ["arrangement", "wall", "speed", "ratio", "worst WER"], rows)
+    agent_ratio = best_direct / runs["morag-agent, default settings"][0]
+    agent_wer = max(wer(known[p], runs["morag-agent, default settings"][1].get(str(p), ""))
+                    for p in files)
+    ok = agent_ratio >= TARGET and agent_wer < 0.3
+    note(f"\nagent / best direct = {agent_ratio:.2f} (target >= {TARGET}); "
+         f"worst agent WER {agent_wer:.3f}: {verdict(ok)}")
+    note(f"repository: {REPO}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
