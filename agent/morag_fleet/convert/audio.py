@@ -22,6 +22,7 @@ from morag_fleet.convert.markdown import (
     topic_header,
 )
 from morag_fleet.convert.media import extract_wav, probe, tool_availability
+from morag_fleet.convert.mimetype import media_mime_type
 from morag_fleet.convert.whisper import Transcriber, Transcript, WhisperOptions, model_availability
 
 HOUR = 3600.0
@@ -53,7 +54,8 @@ class AudioConverter:
         if not info.has_audio:
             raise ConversionError(f"{source.name} has no audio track")
         transcript = self.transcribe(source, options, progress)
-        file_name, metadata = file_metadata(source, job_info, "audio", info.tags.get("title"))
+        file_name, metadata = file_metadata(source, job_info, "audio", info.tags.get("title"),
+                                            media_mime_type(info))
         markdown = audio_markdown(file_name, transcript)
         metadata |= transcript_metadata(transcript)
         return ConversionResult(markdown, clean_metadata(metadata))

@@ -16,7 +16,7 @@ from morag_fleet.convert.base import (
     ProgressCallback,
     packages_availability,
 )
-from morag_fleet.convert.markdown import clean_metadata, document_markdown, job_metadata
+from morag_fleet.convert.markdown import clean_metadata, document_markdown, file_metadata
 from morag_fleet.convert.ocr import tesseract_availability
 from morag_fleet.convert.pdf import PdfOptions, open_pdf, page_texts, pdf_metadata
 from morag_fleet.convert.text import TextConverter
@@ -95,8 +95,8 @@ class DocumentConverter:
             markdown, metadata = result.markdown, dict(result.metadata)
         else:
             raise ConversionError(f"unsupported document format {kind!r} ({file_name})")
-        metadata = job_metadata(job_info, "document") | metadata
-        metadata.setdefault("title", Path(file_name).stem)
+        _, shared = file_metadata(source, job_info, "document", metadata.pop("title", None))
+        metadata = shared | metadata
         metadata["file_extension"] = Path(file_name).suffix.lstrip(".").lower() or kind
         if options.get("language"):
             metadata["language"] = options["language"]

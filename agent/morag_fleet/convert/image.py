@@ -53,6 +53,13 @@ def open_image(path: Path, max_pixels: int) -> Any:
     return image
 
 
+def pillow_mime_type(image_format: str | None) -> str | None:
+    """Pillow names the MIME type of each format it decodes; that beats the file's name."""
+    from PIL import Image
+
+    return Image.MIME.get(image_format) if image_format else None
+
+
 def exif_metadata(image: Any) -> dict[str, Any]:
     exif = image.getexif()
     found: dict[str, Any] = {}
@@ -98,7 +105,8 @@ class ImageConverter:
             raise ConversionError(f"{source.name} has damaged image data: {exc}") from None
         finally:
             image.close()
-        file_name, metadata = file_metadata(source, job_info, "image")
+        file_name, metadata = file_metadata(source, job_info, "image",
+                                            parsed_mime=pillow_mime_type(facts["format"]))
         metadata = facts | exif | metadata  # the image's own fields never replace the job's
         metadata |= {"ocr_engine": self.name, "word_count": word_count(text),
                      "language": options.get("language")}

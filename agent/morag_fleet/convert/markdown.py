@@ -8,6 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from morag_fleet.convert.mimetype import detect_mime_type
 
 
 def format_timestamp(seconds: float, force_hours: bool = False) -> str:
@@ -69,14 +72,38 @@ def job_metadata(job_info: Mapping[str, Any], content_type: str) -> dict[str, An
 
 
 def file_metadata(source: Path, job_info: Mapping[str, Any], content_type: str,
-                  title: str | None = None) -> tuple[str, dict[str, Any]]:
+                  title: str | None = None, parsed_mime: str | None = None
+                  ) -> tuple[str, dict[str, Any]]:
     """The original file name, and the keys every file-based result shares: the job's, a title
-    (the file's own, else the name's stem) and the extension of the file actually converted."""
+    (the file's own, else the name's stem), the extension of the file actually converted and a
+    MIME type from the content (the download's header is octet-stream for every MoRAG file).
+    `parsed_mime` is what the converter's own parser found (the media probe, Pillow)."""
     file_name = str(job_info.get("file_name") or source.name)
     metadata = job_metadata(job_info, content_type)
     metadata["title"] = title or Path(file_name).stem
     metadata["file_extension"] = source.suffix.lstrip(".").lower()
+    metadata["mime_type"] = detect_mime_type(source, file_name, job_info.get("mime_type"),
+                                             parsed_mime)
     return file_name, metadata
+
+
+def url_metadata(job_info: Mapping[str, Any], content_type: str, url: str, title: str | None,
+                 mime_type: str | None) -> dict[str, Any]:
+    """The keys a URL job's result shares: the page's or video's title stands in for the file
+    name (the job's file only holds the URL), the URL goes to `source_url`."""
+    name = title_or_url(title, url)
+    metadata = job_metadata(job_info, content_type)
+    metadata |= {"file_name": name, "title": name, "source_url": url, "mime_type": mime_type}
+    return metadata
+
+
+def title_or_url(title: str | None, url: str) -> str:
+    """A title on one line, or the URL's host and path when there is none."""
+    clean = " ".join((title or "").split())
+    if clean:
+        return clean
+    parts = urlsplit(url)
+    return (parts.netloc + parts.path).rstrip("/") or url
 
 
 def clean_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from morag_fleet.convert.base import (
 )
 from morag_fleet.convert.markdown import bullets, clean_metadata, file_metadata, format_duration
 from morag_fleet.convert.media import MediaInfo, keyframe_times, probe, tool_availability
+from morag_fleet.convert.mimetype import media_mime_type
 from morag_fleet.convert.whisper import Transcript
 
 DEFAULT_MAX_KEYFRAMES = 50
@@ -47,7 +48,8 @@ class VideoConverter:
     ) -> ConversionResult:
         info = probe(source)
         transcript = self.audio.transcribe(source, options, progress) if info.has_audio else None
-        file_name, metadata = file_metadata(source, job_info, "video", info.tags.get("title"))
+        file_name, metadata = file_metadata(source, job_info, "video", info.tags.get("title"),
+                                            media_mime_type(info))
         metadata |= video_metadata(info)
         if transcript is not None:
             metadata |= transcript_metadata(transcript)

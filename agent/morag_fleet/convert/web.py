@@ -19,7 +19,7 @@ from morag_fleet.convert.base import (
     packages_availability,
 )
 from morag_fleet.convert.httpfetch import FetchLimits, fetch
-from morag_fleet.convert.markdown import clean_metadata, job_metadata, word_count
+from morag_fleet.convert.markdown import clean_metadata, url_metadata, word_count
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 MAX_URL_FILE_BYTES = 64 * 1024
@@ -69,12 +69,12 @@ class WebConverter:
         progress(0.5, "extracting content")
         html = page.body.decode(page.encoding, errors="replace") if page.encoding else page.body
         body, facts = extract_article(html, page.url)
-        title = facts.get("title") or page.url
-        markdown = with_title(title, body)
-        metadata = job_metadata(job_info, "web") | facts
+        metadata = facts | url_metadata(job_info, "web", url, facts.get("title"),
+                                        page.content_type or "text/html")
         metadata |= {"url": url, "final_url": page.url if page.url != url else None,
-                     "title": title, "word_count": word_count(body),
+                     "word_count": word_count(body),
                      "language": facts.get("language") or options.get("language")}
+        markdown = with_title(metadata["title"], body)
         progress(1.0, "done")
         return ConversionResult(markdown, clean_metadata(metadata))
 

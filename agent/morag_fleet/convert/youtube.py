@@ -22,8 +22,15 @@ from morag_fleet.convert.base import (
     packages_availability,
 )
 from morag_fleet.convert.httpfetch import check_url
-from morag_fleet.convert.markdown import bullets, clean_metadata, format_duration, job_metadata
+from morag_fleet.convert.markdown import (
+    bullets,
+    clean_metadata,
+    format_duration,
+    title_or_url,
+    url_metadata,
+)
 from morag_fleet.convert.media import probe
+from morag_fleet.convert.mimetype import media_mime_type
 from morag_fleet.convert.web import read_url
 from morag_fleet.convert.whisper import Transcript
 from morag_fleet.log import get_logger
@@ -124,7 +131,8 @@ class YoutubeConverter:
         """Downloads the media an extracted info dict describes, then transcribes it."""
         check_media_hosts(info, bool(options.get("allow_private", False)))
         media = self._download(dict(info), workdir, options, progress)
-        duration = info.get("duration") or probe(media).duration
+        probed = probe(media)
+        duration = info.get("duration") or probed.duration
         chapters = chapter_list(info)
 
         def transcript_progress(fraction: float | None, message: str | None) -> None:
@@ -132,7 +140,8 @@ class YoutubeConverter:
             progress(scaled, message)
 
         transcript = self.audio.transcribe(media, options, transcript_progress)
-        return youtube_result(info, duration, chapters, transcript, job_info)
+        return youtube_result(info, duration, chapters, transcript, job_info,
+                              media_mime_type(probed))
 
     def _download(self, info: dict[str, Any], workdir: Path, options: Mapping[str, Any],
                   progress: ProgressCallback) -> Path:
@@ -171,18 +180,21 @@ def chapter_list(info: Mapping[str, Any]) -> list[tuple[float, str]]:
 
 def youtube_result(info: Mapping[str, Any], duration: float | None,
                    chapters: list[tuple[float, str]], transcript: Transcript,
-                   job_info: Mapping[str, Any]) -> ConversionResult:
-    title = str(info.get("title") or info.get("id") or "Untitled")
-    url = info.get("webpage_url") or info.get("original_url") or info.get("url")
+                   job_info: Mapping[str, Any], mime_type: str | None = None
+                   ) -> ConversionResult:
+    """The video's title names the result (the job's file only holds the URL); `mime_type` is
+    that of the media downloaded."""
+    url = str(info.get("webpage_url") or info.get("original_url") or info.get("url") or "")
+    title = title_or_url(info.get("title") or info.get("id"), url) or "Untitled"
     facts = {"Title": title, "Uploader": info.get("uploader"),
              "Duration": format_duration(duration) if duration else None, "URL": url,
              "Chapters": len(chapters) or None, "Language": transcript.language}
     body = "\n".join(transcript_lines(transcript, chapters)) or "_No speech detected._"
     markdown = (f"# Video Analysis: {title}\n\n## Video Information\n\n{bullets(facts)}\n\n"
                 f"## Transcript\n\n{body}\n")
-    metadata = job_metadata(job_info, "youtube") | transcript_metadata(transcript)
-    metadata |= {
-        "title": title, "uploader": info.get("uploader"), "url": url,
+    metadata = url_metadata(job_info, "youtube", url, title, mime_type)
+    metadata |= transcript_metadata(transcript) | {
+        "uploader": info.get("uploader"), "url": url,
         "duration": round(float(duration), 3) if duration else transcript.duration,
         "upload_date": info.get("upload_date"), "video_id": info.get("id"),
         "chapters": [{"title": t, "start": s} for s, t in chapters[:MAX_CHAPTERS_IN_METADATA]],
