@@ -91,6 +91,9 @@ class AgentSettings:
     # converters: backend per content type and options per converter
     converters: dict[str, str] = field(default_factory=dict)
     converter_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # convert a shipped sample of each type at start, before READY; a type whose output is wrong
+    # is not polled for (docs/selftest.md)
+    selftest: bool = True
     # telemetry
     controller: str | None = None
     controller_public_key: str | None = None

@@ -56,15 +56,18 @@ class Agent:
         self.deliverer = Deliverer(self.client, self.journal, settings.outbox_retry_max,
                                    on_final=self._delivered)
         self.content_types = self._usable_content_types()
-        self.publisher = make_publisher(settings, self.snapshot, self.on_command, self._hello())
-        self.delivery = BackgroundDelivery(self.deliverer, settings.max_concurrent_jobs)
-        self.runner = JobRunner(settings, self.client, self.journal, self.delivery,
-                                self.publisher.job_event, self.aborting, self.content_types)
         self.slots = [
             SlotProcess(i, settings.__dict__.copy(), self._gpu_for(i),
                         settings.slot_memory_limit_mb)
             for i in range(settings.max_concurrent_jobs)
         ]
+        self.selftest = self._selftest()
+        self.content_types = [t for t in self.content_types
+                              if self.selftest.get(t, {}).get("ok", True)]
+        self.publisher = make_publisher(settings, self.snapshot, self.on_command, self._hello())
+        self.delivery = BackgroundDelivery(self.deliverer, settings.max_concurrent_jobs)
+        self.runner = JobRunner(settings, self.client, self.journal, self.delivery,
+                                self.publisher.job_event, self.aborting, self.content_types)
         self.poller = Poller(settings, self.client, self.content_types, self._free_slots,
                              self._claimed, self._claimed_malformed, self.stopping, self.paused,
                              helpers=len(self.slots) - 1)
@@ -79,6 +82,10 @@ class Agent:
         self.settings.temp_dir.mkdir(parents=True, exist_ok=True)
         self.publisher.start()
         self.publisher.agent_event("started", version=__version__)
+        for name, result in self.selftest.items():
+            if not result["ok"]:
+                self.publisher.agent_event("selftest_failed", content_type=name,
+                                           reason=result["reason"])
         log.info("agent_started", worker_id=self.settings.worker_id, version=__version__,
                  content_types=self.content_types, slots=len(self.slots),
                  api=self.settings.api_base_url)
@@ -325,7 +332,7 @@ class Agent:
                 "content_types": self.content_types, "slots": self.settings.max_concurrent_jobs,
                 "converters": {k: self.settings.converters.get(k, "default")
                                for k in self.content_types},
-                "gpus": gpu_inventory()}
+                "gpus": gpu_inventory(), "selftest": self.selftest}
 
     def _usable_content_types(self) -> list[str]:
         """Poll only for types this host can convert; the others are logged with the reason."""
@@ -337,6 +344,24 @@ class Agent:
                 log.warning("converter_unavailable", content_type=content_type,
                             reason=availability.reason)
         return usable
+
+    def _selftest(self) -> dict[str, dict[str, Any]]:
+        """Each usable type converts its shipped sample before the agent is ready. It runs in
+        the agent's own slots, so the models it loads stay loaded for the first jobs."""
+        if not self.settings.selftest or not self.content_types:
+            return {}
+        from morag_fleet.agent.selftest import run_selftest
+
+        started = time.monotonic()
+        results = run_selftest(self.settings, self.content_types, self.slots)
+        for name, result in results.items():
+            if not result.ok:
+                log.error("selftest_failed", content_type=name, reason=result.reason,
+                          seconds=result.seconds)
+        log.info("selftest_done", seconds=round(time.monotonic() - started, 2),
+                 seconds_by_type={n: r.seconds for n, r in results.items()},
+                 failed=[n for n, r in results.items() if not r.ok])
+        return {name: result.as_dict() for name, result in results.items()}
 
     def _gpu_for(self, index: int) -> str | None:
         gpus = self.settings.gpus

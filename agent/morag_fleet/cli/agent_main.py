@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="check/show-config: JSON output")
     parser.add_argument("--offline", action="store_true",
                         help="check: skip the API and controller checks")
+    parser.add_argument("--selftest", action="store_true",
+                        help="check: also convert a shipped sample of every content type and "
+                        "compare the output with its known text")
     return parser
 
 
@@ -102,14 +105,41 @@ def cmd_check(settings: AgentSettings, args: argparse.Namespace) -> int:
 
     results = run_checks(settings, include_network=not args.offline)
     verdict = healthy(results)
+    selftest = _selftest(settings) if args.selftest else {}
+    failed = [name for name, result in selftest.items() if not result["ok"]]
+    verdict = verdict and not failed
     if args.json:
-        print(json.dumps({"healthy": verdict, "checks": [r.__dict__ for r in results]}, indent=2))
+        report = {"healthy": verdict, "checks": [r.__dict__ for r in results]}
+        if args.selftest:
+            report |= {"selftest": selftest, "selftest_failed": failed}
+        print(json.dumps(report, indent=2))
     else:
         for r in results:
             mark = "ok  " if r.ok else ("FAIL" if r.required else "warn")
             print(f"[{mark}] {r.name}: {r.detail}")
+        for line in _selftest_lines(selftest):
+            print(line)
+        if failed:
+            print(f"self-test FAILED for: {', '.join(failed)}")
         print("healthy" if verdict else "NOT healthy")
     return 0 if verdict else 1
+
+
+def _selftest(settings: AgentSettings) -> dict[str, dict[str, Any]]:
+    from morag_fleet.agent.selftest import check_selftest
+
+    return {name: result.as_dict() for name, result in check_selftest(settings).items()}
+
+
+def _selftest_lines(selftest: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per type: verdict, score, seconds, and why when it failed."""
+    lines = []
+    for name, r in selftest.items():
+        mark = "skip" if r["skipped"] else ("pass" if r["ok"] else "FAIL")
+        measured = f"{r['metric']} {r['score']:.3f}, " if r["score"] is not None else ""
+        why = f": {r['reason']}" if r["reason"] else ""
+        lines.append(f"[{mark}] selftest {name}: {measured}{r['seconds']:.2f} s{why}")
+    return lines
 
 
 def cmd_run(settings: AgentSettings) -> int:
@@ -118,7 +148,7 @@ def cmd_run(settings: AgentSettings) -> int:
     agent = Agent(settings, install_signals=True)
     if not agent.content_types:
         print("error: no configured content type can be converted on this host; "
-              "run `morag-agent check` to see why", file=sys.stderr)
+              "run `morag-agent check --selftest` to see why", file=sys.stderr)
         return 2
     return agent.run()
 

@@ -23,7 +23,8 @@ LOST_AFTER_BEATS = 3
 HOST_FIELDS = ("cpu_percent", "memory_percent", "memory_available_mb", "disk_percent", "load1")
 # what the store writes as JSON; the rest is rebuilt from the last heartbeat frame (`beat`)
 STORED_FIELDS = ("name", "key", "host", "version", "pid", "content_types", "converters",
-                 "heartbeat_interval", "link", "gpus", "first_seen", "last_seen", "has_hello")
+                 "heartbeat_interval", "link", "gpus", "first_seen", "last_seen", "has_hello",
+                 "selftest")
 # per-process working fields the views never show
 _PRIVATE_FIELDS = ("routing_id", "job_map", "beat_jobs", "host_stats", "next_ack", "beat",
                    "ack_key", "ack_frame")
@@ -59,6 +60,8 @@ class AgentRecord:
     beat: bytes | None = None  # the last heartbeat frame as received (what the store keeps)
     ack_key: tuple[int, str, bool] | None = None  # (last_seq, sid, has_hello) of `ack_frame`
     ack_frame: bytes = b""
+    # the hello's self-test verdicts by content type: {type: {ok, reason, seconds, ...}}
+    selftest: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -190,6 +193,9 @@ class FleetState:
         record.converters = dict(body.get("converters") or {})
         record.gpus = list(body.get("gpus") or record.gpus)
         record.pid = body.get("pid") if isinstance(body.get("pid"), int) else None
+        selftest = body.get("selftest")
+        record.selftest = {k: v for k, v in selftest.items() if isinstance(v, dict)} \
+            if isinstance(selftest, dict) else {}
         record.has_hello = True
         self._session(record, msg["sid"])
 

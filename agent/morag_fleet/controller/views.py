@@ -29,7 +29,24 @@ def agent_row(record: AgentRecord) -> dict[str, Any]:
             "done": record.counters.get("completed", 0),
             "failed": record.counters.get("failed", 0), "gpu": _gpu_summary(record.gpus),
             "outbox_depth": record.outbox_depth, "last_seen": record.last_seen,
-            "version": record.version}
+            "version": record.version, "selftest": selftest_summary(record.selftest),
+            "selftest_failed": selftest_failures(record.selftest)}
+
+
+def selftest_failures(selftest: dict[str, Any]) -> dict[str, str]:
+    """Content type -> why its self-test failed (the agent does not poll for those types)."""
+    return {name: str(result.get("reason") or "failed")
+            for name, result in sorted(selftest.items())
+            if isinstance(result, dict) and not result.get("ok", True)}
+
+
+def selftest_summary(selftest: dict[str, Any]) -> str:
+    """`ok`, `off` (the agent ran none: turned off, or an agent older than the self-test), or
+    `FAIL <types>`."""
+    failed = selftest_failures(selftest)
+    if failed:
+        return "FAIL " + ",".join(failed)
+    return "ok" if selftest else "off"
 
 
 def status_data(state: FleetState, controller: dict[str, Any]) -> dict[str, Any]:
@@ -107,29 +124,40 @@ def _gpu_cell(gpu: dict[str, Any] | None) -> str:
 
 def render_status(data: dict[str, Any]) -> str:
     headers = ("AGENT", "HOST", "STATE", "SLOTS", "ACTIVE", "DONE", "FAILED", "GPU",
-               "LAST SEEN", "VERSION")
+               "SELFTEST", "LAST SEEN", "VERSION")
     rows = [(a["agent"], a["host"], a["state"], f"{a['slots_used']}/{a['slots_total']}",
              a["active_jobs"], a["done"], a["failed"], _gpu_cell(a["gpu"]),
-             ago(a["last_seen"]), a["version"]) for a in data["agents"]]
+             a.get("selftest"), ago(a["last_seen"]), a["version"]) for a in data["agents"]]
     t = data["totals"]
     rows.append((f"TOTAL {t['agents']}", "", f"{t['online']} up, {t['lost']} lost",
                  f"{t['slots_used']}/{t['slots_total']}", t["active_jobs"], t["done"],
-                 t["failed"], "", "", ""))
-    return table(headers, rows)
+                 t["failed"], "", "", "", ""))
+    return "\n".join([table(headers, rows), *selftest_lines(data["agents"], "agent")])
+
+
+def selftest_lines(agents: list[dict[str, Any]], name_key: str) -> list[str]:
+    """Why each failed type is not polled for, as a table under the main one (whose cell only
+    names the types); nothing when every self-test passed."""
+    rows = [(a[name_key], kind, reason)
+            for a in agents for kind, reason in (a.get("selftest_failed") or {}).items()]
+    return ["", table(("AGENT", "NOT POLLED", "SELF-TEST FAILED BECAUSE"), rows)] if rows else []
 
 
 def render_agents(agents: list[dict[str, Any]]) -> str:
-    headers = ("AGENT", "HOST", "STATE", "KEY", "TYPES", "CPU%", "MEM%", "DISK%", "OUTBOX",
-               "PID", "FIRST SEEN")
+    headers = ("AGENT", "HOST", "STATE", "KEY", "TYPES", "SELFTEST", "CPU%", "MEM%", "DISK%",
+               "OUTBOX", "PID", "FIRST SEEN")
     rows = []
     for a in agents:
         host = a.get("host_stats") or {}
         rows.append((a["name"], a["host"], a["status"], a.get("key_name") or
                      (a["key"][:8] + "…" if a.get("key") else "-"),
-                     ",".join(a.get("content_types") or []) or "-", host.get("cpu_percent"),
+                     ",".join(a.get("content_types") or []) or "-",
+                     selftest_summary(a.get("selftest") or {}), host.get("cpu_percent"),
                      host.get("memory_percent"), host.get("disk_percent"), a["outbox_depth"],
                      a.get("pid"), ago(a.get("first_seen"))))
-    return table(headers, rows)
+    failed = [{"name": a["name"], "selftest_failed": selftest_failures(a.get("selftest") or {})}
+              for a in agents]
+    return "\n".join([table(headers, rows), *selftest_lines(failed, "name")])
 
 
 def render_jobs(jobs: list[dict[str, Any]]) -> str:
