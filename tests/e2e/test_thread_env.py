@@ -46,7 +46,7 @@ def test_transcripts_right_under_operator_openmp_env(
         tmp_path: Path, speech: Speech, env_name: str, slots: int) -> None:
     with running_jobserver(tmp_path / "server") as server:
         agent = AgentProcess(tmp_path, server.url, f"threads-{slots}", slots=slots,
-                             content_types=("audio",))
+                             content_types=("audio",), selftest=False)
         agent.env_extra = {k: v for k, v in ENVIRONMENTS[env_name].items()}
         # slot_threads 2 is what a two-core host gives one slot: the combination that failed
         # with OMP_THREAD_LIMIT=1 in the environment

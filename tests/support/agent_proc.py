@@ -57,7 +57,8 @@ class AgentProcess:
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.dir,
         )
         log.close()
-        self.wait_for_event("agent_started", timeout=60)
+        # logged once the start-up self-test is done: loading models takes a while on 2 cores
+        self.wait_for_event("agent_started", timeout=180)
         return self
 
     def send(self, sig: int) -> None:
