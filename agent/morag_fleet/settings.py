@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from morag_fleet import settings_rules as rules
+
 CONTENT_TYPES = ("audio", "video", "document", "image", "web", "youtube")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_CONFIG_FILE = "remote_converter_config.yaml"
@@ -63,12 +65,16 @@ class AgentSettings:
     worker_id: str = field(default_factory=lambda: f"remote-worker-{socket.gethostname()}")
     api_base_url: str = "http://localhost:8000"
     api_key: str | None = field(default=None, repr=False)  # never in a repr or a log
+    # a file holding the API key, so the key is not on a command line (docs/security.md)
+    api_key_file: str | None = None
     content_types: list[str] = field(default_factory=lambda: list(CONTENT_TYPES))
     poll_interval: float = 10.0
     max_concurrent_jobs: int = 2
     log_level: str = "INFO"
     log_format: str = "auto"  # auto | json | console
     temp_dir: Path = Path("/tmp/morag_remote")
+    # no claims while temp_dir has less free space than this (docs/operations-disk.md)
+    min_free_disk_mb: int = 256
     state_dir: Path = field(default_factory=_default_state_dir)
     # HTTP
     verify_tls: bool = True
@@ -146,19 +152,15 @@ def _coerce(key: str, value: Any, source: str) -> Any:
                 return False
             raise SettingsError(f"{where} must be true or false, got {value!r}")
         if kind == "int":
-            if isinstance(value, bool):
-                raise SettingsError(f"{where} must be an integer, got {value!r}")
-            return int(value)
+            return rules.exact_int(value)
         if kind == "float":
-            if isinstance(value, bool):
-                raise SettingsError(f"{where} must be a number, got {value!r}")
-            return float(value)
+            return rules.finite_float(value)
         if kind == "Path":
             return Path(str(value)).expanduser()
         if value is None:
             return None
         return str(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         if isinstance(exc, SettingsError):
             raise
         raise SettingsError(f"{where} has a bad value {value!r}: {exc}") from None
@@ -182,11 +184,8 @@ def _validate(settings: AgentSettings, sources: Mapping[str, str]) -> None:
         fail("log_level", f"must be one of {', '.join(LOG_LEVELS)}")
     if settings.log_format not in ("auto", "json", "console"):
         fail("log_format", "must be auto, json or console")
-    if not settings.api_base_url.startswith(("http://", "https://")):
-        fail("api_base_url", "must start with http:// or https://")
+    _check_rules(settings, fail)
     settings.api_base_url = settings.api_base_url.rstrip("/")
-    if not settings.worker_id.strip():
-        fail("worker_id", "must not be empty")
     for name in ("connect_timeout", "read_timeout", "submit_timeout", "shutdown_grace",
                  "heartbeat_interval", "outbox_retry_max"):
         if getattr(settings, name) <= 0:
@@ -199,16 +198,39 @@ def _validate(settings: AgentSettings, sources: Mapping[str, str]) -> None:
         fail("slot_threads", "must be >= 0 (0 shares the host's CPUs among the slots)")
     if settings.max_job_crashes < 1:
         fail("max_job_crashes", "must be >= 1")
-    for ctype, seconds in settings.job_timeouts.items():
-        if ctype not in CONTENT_TYPES or float(seconds) <= 0:
-            fail("job_timeouts", f"entry {ctype}: {seconds!r} is not a known type with seconds > 0")
-    settings.job_timeouts = {**DEFAULT_JOB_TIMEOUTS, **{k: float(v) for k, v in
-                                                        settings.job_timeouts.items()}}
-    for ctype in settings.converters:
-        if ctype not in CONTENT_TYPES:
-            fail("converters", f"names unknown content type {ctype!r}")
+    if settings.slot_memory_limit_mb < 0:
+        fail("slot_memory_limit_mb", "must be >= 0 (0 turns the limit off)")
+    if settings.min_free_disk_mb < 0:
+        fail("min_free_disk_mb", "must be >= 0 (0 turns the check off)")
     if settings.controller and not settings.controller.startswith(("tcp://", "ipc://")):
         fail("controller", "must be a ZeroMQ endpoint like tcp://host:5555")
+
+
+def _check_rules(settings: AgentSettings, fail: rules.Fail) -> None:
+    """The checks that live in `settings_rules`; their `ValueError` names no key, so each is
+    turned into a failure for its key here."""
+    checks: list[tuple[str, Any]] = [
+        ("api_base_url", lambda: rules.check_api_url(settings.api_base_url)),
+        ("worker_id", lambda: rules.check_worker_id(settings.worker_id)),
+        ("job_timeouts", lambda: rules.check_timeouts(settings.job_timeouts, CONTENT_TYPES)),
+        ("converters", lambda: rules.check_converters(settings.converters, CONTENT_TYPES)),
+        ("converter_options",
+         lambda: rules.check_converter_options(settings.converter_options, CONTENT_TYPES)),
+    ]
+    for key, check in checks:
+        try:
+            checked = check()
+        except ValueError as exc:
+            fail(key, str(exc))
+        if key == "job_timeouts":
+            settings.job_timeouts = {**DEFAULT_JOB_TIMEOUTS, **checked}
+    if settings.api_key_file:
+        if settings.api_key:
+            fail("api_key_file", "and api_key are both set; keep the key in one place")
+        try:
+            settings.api_key = rules.read_secret_file(settings.api_key_file)
+        except ValueError as exc:
+            fail("api_key_file", str(exc))
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:

@@ -5,6 +5,7 @@ entry point (`python -m morag_fleet.cli.fleet_main`)."""
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,9 +13,11 @@ from typing import Any, TypeVar
 
 import requests
 
-from .process import ServerProcess, wait_for
+from .process import REPO_ROOT, ServerProcess, wait_for
 
 JOBS = "/api/v1/remote-jobs"
+# Tests and benchmarks create jobs for files in their temp dirs and the repo's samples.
+TEST_SOURCE_ROOTS = (Path(tempfile.gettempdir()), REPO_ROOT)
 T = TypeVar("T")
 
 
@@ -35,9 +38,11 @@ class JobServer(ServerProcess):
         faults: bool = False,
         port: int | None = None,
         extra_args: tuple[str, ...] = (),
+        source_roots: tuple[Path, ...] = TEST_SOURCE_ROOTS,
     ) -> None:
         super().__init__(data_dir / "jobserver.log", port, token)
         self.data_dir = data_dir
+        self.source_roots = source_roots
         self.lease_seconds = lease_seconds
         self.max_retries = max_retries
         self.faults = faults
@@ -46,8 +51,13 @@ class JobServer(ServerProcess):
     def argv(self) -> list[str]:
         args = ["-m", main_module(), "jobserver", "--host", "127.0.0.1", "--port", str(self.port),
                 "--data-dir", str(self.data_dir)]
-        if self.token:
-            args += ["--token", self.token]
+        if self.token:  # from a file, as in production: a flag would show in the process list
+            token_file = self.data_dir.parent / f"{self.data_dir.name}.token"
+            token_file.parent.mkdir(parents=True, exist_ok=True)
+            token_file.write_text(self.token)
+            args += ["--token-file", str(token_file)]
+        for root in self.source_roots:
+            args += ["--source-root", str(root)]
         if self.lease_seconds is not None:
             args += ["--lease-seconds", str(self.lease_seconds)]
         if self.max_retries is not None:
@@ -120,9 +130,11 @@ def running_jobserver(
     faults: bool = False,
     port: int | None = None,
     extra_args: tuple[str, ...] = (),
+    source_roots: tuple[Path, ...] = TEST_SOURCE_ROOTS,
 ) -> Iterator[JobServer]:
     server = JobServer(data_dir, token=token, lease_seconds=lease_seconds,
-                       max_retries=max_retries, faults=faults, port=port, extra_args=extra_args)
+                       max_retries=max_retries, faults=faults, port=port, extra_args=extra_args,
+                       source_roots=source_roots)
     server.start()
     try:
         yield server

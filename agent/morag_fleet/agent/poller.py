@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from morag_fleet.agent.diskguard import PauseFlag
 from morag_fleet.jobs.client import MoragClient
 from morag_fleet.jobs.errors import ApiError, ApiProtocolError
 from morag_fleet.jobs.models import Job
@@ -31,7 +32,7 @@ class Poller:
     def __init__(self, settings: AgentSettings, client: MoragClient, content_types: Sequence[str],
                  free_slots: threading.Semaphore, on_claim: Callable[[Job], None],
                  on_bad_claim: Callable[[str, str], None],
-                 stopping: threading.Event, paused: threading.Event, helpers: int = 0) -> None:
+                 stopping: threading.Event, paused: PauseFlag, helpers: int = 0) -> None:
         self._settings = settings
         self._client = client
         self._content_types = list(content_types)

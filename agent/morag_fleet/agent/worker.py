@@ -17,6 +17,7 @@ from typing import Any
 
 from morag_fleet import __version__
 from morag_fleet.agent.delivery import BackgroundDelivery, Deliverer, DeliveryOutcome
+from morag_fleet.agent.diskguard import DiskGuard
 from morag_fleet.agent.journal import Journal, JournalEntry
 from morag_fleet.agent.poller import Poller
 from morag_fleet.agent.runner import ABORTED_REASON, ActiveJob, JobRunner
@@ -41,6 +42,9 @@ class Agent:
         self.stopping = threading.Event()  # drain: no new claims
         self.aborting = threading.Event()  # hard stop: give up running jobs
         self.paused = threading.Event()  # drained by the controller; resumable
+        # claims also wait while temp_dir's disk is full; the poller reads this as its pause
+        self.disk = DiskGuard(settings.temp_dir, settings.min_free_disk_mb, self.paused,
+                              self._disk_changed)
         self._install_signals = install_signals
         self._signals_seen = 0
         self._counters = {"claimed": 0, "completed": 0, "failed": 0, "spooled": 0}
@@ -67,9 +71,10 @@ class Agent:
         self.publisher = make_publisher(settings, self.snapshot, self.on_command, self._hello())
         self.delivery = BackgroundDelivery(self.deliverer, settings.max_concurrent_jobs)
         self.runner = JobRunner(settings, self.client, self.journal, self.delivery,
-                                self.publisher.job_event, self.aborting, self.content_types)
+                                self.disk.watch(self.publisher.job_event), self.aborting,
+                                self.content_types)
         self.poller = Poller(settings, self.client, self.content_types, self._free_slots,
-                             self._claimed, self._claimed_malformed, self.stopping, self.paused,
+                             self._claimed, self._claimed_malformed, self.stopping, self.disk,
                              helpers=len(self.slots) - 1)
         self.notifier = SystemdNotifier()
         self.ready = threading.Event()
@@ -113,6 +118,10 @@ class Agent:
             self.paused.clear()
         log.info("controller_command", command=name)
         self.publisher.agent_event("paused" if self.paused.is_set() else "resumed")
+
+    def _disk_changed(self, full: bool, free: int) -> None:
+        self.publisher.agent_event("paused" if full else "resumed",
+                                   reason=self.disk.reason, free_mb=free // 2**20)
 
     def _install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: Any) -> None:
@@ -262,6 +271,7 @@ class Agent:
     def _spool_failure(self, job_id: str, reason: str) -> None:
         self.journal.spool_result(job_id, JobResult(False, error_message=reason).to_json())
         self.publisher.job_event(job_id, "spooled", success=False, error=reason)
+        self.disk.note_result(reason)
 
     def _replay_journal(self) -> None:
         """A previous run died: finished results wait in the outbox (the outbox thread sends
@@ -312,14 +322,17 @@ class Agent:
     def state(self) -> str:
         if self.stopping.is_set():
             return "draining"
-        if self.paused.is_set() and not self.poller.in_poll:
+        if self.disk.is_set() and not self.poller.in_poll:
             return "paused"  # only once no poll in flight can still bring a claim
         return "busy" if self._active else "idle"
 
     def snapshot(self) -> dict[str, Any]:
         """The heartbeat body; called from the telemetry thread."""
         active = [a.view() for a in list(self._active.values())]
-        return {"state": self.state(), "slots_used": len(active), "slots_total": len(self.slots),
+        state = self.state()
+        reason = (self.disk.reason or "drained") if state == "paused" else None
+        return {"state": state, "state_reason": reason, "slots_used": len(active),
+                "slots_total": len(self.slots),
                 "active_jobs": active, "counters": self.counters(),
                 "outbox_depth": self.journal.outbox_depth()}
 

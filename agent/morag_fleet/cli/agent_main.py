@@ -28,6 +28,7 @@ COMMANDS = ("run", "check", "create-config", "show-config", "test-connection")
 # flag dest -> settings key
 FLAG_KEYS = {
     "worker_id": "worker_id", "api_url": "api_base_url", "api_key": "api_key",
+    "api_key_file": "api_key_file",
     "content_types": "content_types", "poll_interval": "poll_interval",
     "max_jobs": "max_concurrent_jobs", "log_level": "log_level", "state_dir": "state_dir",
     "temp_dir": "temp_dir", "controller": "controller",
@@ -42,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"else ./{DEFAULT_CONFIG_FILE} when present)")
     parser.add_argument("--worker-id", help="unique worker identifier")
     parser.add_argument("--api-url", help="MoRAG API base URL")
-    parser.add_argument("--api-key", help="API bearer token")
+    parser.add_argument("--api-key", help="API bearer token (visible to every local user in "
+                        "the process list: prefer --api-key-file)")
+    parser.add_argument("--api-key-file", help="file holding the API bearer token "
+                        "(env MORAG_API_KEY_FILE)")
     parser.add_argument("--content-types", help="comma-separated content types to process")
     parser.add_argument("--poll-interval", type=float, help="longest idle wait between polls (s)")
     parser.add_argument("--max-jobs", type=int, help="concurrent jobs (slots)")
@@ -143,9 +147,20 @@ def _selftest_lines(selftest: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def cmd_run(settings: AgentSettings) -> int:
+    import sqlite3
+
+    from morag_fleet.agent.statedir import journal_error, state_dir_problem
     from morag_fleet.agent.worker import Agent
 
-    agent = Agent(settings, install_signals=True)
+    problem = state_dir_problem(settings.state_dir)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    try:
+        agent = Agent(settings, install_signals=True)
+    except sqlite3.Error as exc:  # only the journal speaks SQLite while the agent is built
+        print(f"error: {journal_error(settings.state_dir, exc)}", file=sys.stderr)
+        return 1
     if not agent.content_types:
         print("error: no configured content type can be converted on this host; "
               "run `morag-agent check --selftest` to see why", file=sys.stderr)
@@ -162,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         command = "test-connection"
     if command == "create-config":
         return cmd_create_config(args)
+    if args.api_key:
+        print("warning: --api-key shows the key in the process list to every local user; "
+              "use --api-key-file or MORAG_API_KEY_FILE", file=sys.stderr)
     try:
         settings = load_settings(args.config, _flags(args))
     except SettingsError as exc:

@@ -44,6 +44,7 @@ class FastBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     slots_total: int
     active_jobs: list[FastJob]
     counters: dict[str, int]
+    state_reason: str | None = None  # why the agent is paused: "disk full", "drained"
     outbox_depth: int | None = None
     gpus: list[dict[str, Scalar]] | None = None
     cpu_percent: Scalar = None

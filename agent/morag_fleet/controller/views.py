@@ -22,8 +22,19 @@ def _gpu_summary(gpus: list[dict[str, Any]]) -> dict[str, Any] | None:
             "memory_total_mb": sum(g.get("memory_total_mb", 0) for g in usable)}
 
 
+def state_reason(record: AgentRecord) -> str | None:
+    """Why an online agent is in its state (a paused agent says "disk full" or "drained")."""
+    if record.link != "online":
+        return None
+    stats = record.host_stats
+    reason = stats.get("state_reason") if isinstance(stats, dict) else \
+        getattr(stats, "state_reason", None)
+    return reason if isinstance(reason, str) and reason else None
+
+
 def agent_row(record: AgentRecord) -> dict[str, Any]:
     return {"agent": record.name, "host": record.host, "state": record.status,
+            "state_reason": state_reason(record),
             "slots_used": record.slots_used, "slots_total": record.slots_total,
             "active_jobs": record.job_count if record.link == "online" else 0,
             "done": record.counters.get("completed", 0),
@@ -122,10 +133,15 @@ def _gpu_cell(gpu: dict[str, Any] | None) -> str:
             f"{gpu['memory_total_mb'] / 1024:.0f}G")
 
 
+def _state_cell(row: dict[str, Any]) -> str:
+    reason = row.get("state_reason")
+    return f"{row['state']}: {reason}" if reason else str(row["state"])
+
+
 def render_status(data: dict[str, Any]) -> str:
     headers = ("AGENT", "HOST", "STATE", "SLOTS", "ACTIVE", "DONE", "FAILED", "GPU",
                "SELFTEST", "LAST SEEN", "VERSION")
-    rows = [(a["agent"], a["host"], a["state"], f"{a['slots_used']}/{a['slots_total']}",
+    rows = [(a["agent"], a["host"], _state_cell(a), f"{a['slots_used']}/{a['slots_total']}",
              a["active_jobs"], a["done"], a["failed"], _gpu_cell(a["gpu"]),
              a.get("selftest"), ago(a["last_seen"]), a["version"]) for a in data["agents"]]
     t = data["totals"]

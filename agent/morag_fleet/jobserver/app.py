@@ -9,14 +9,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 
 from ..log import get_logger
 from .auth import BearerAuthMiddleware
 from .config import ServerConfig
 from .faults import ADMIN_PATH, FaultMiddleware
+from .limits import UploadSizeLimit
 from .models import FaultRule
 from .routes import router
 from .state import ServerState
+from .validation import validation_error
 
 log = get_logger(__name__)
 
@@ -27,6 +30,7 @@ async def sweep_forever(state: ServerState) -> None:
         await asyncio.sleep(state.config.sweep_interval)
         try:
             await state.sweep()
+            await state.remove_finished_uploads()
         except Exception:  # a locked or broken database must not end the sweeps
             log.exception("sweep_failed")
 
@@ -48,6 +52,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     app = FastAPI(title="morag-fleet reference job server", lifespan=lifespan)
     app.state.server = ServerState(config)
     app.include_router(router)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_middleware(UploadSizeLimit, path=f"{router.prefix}/upload",
+                       max_bytes=config.max_upload_bytes)
     if config.fault_injection:
         _add_fault_injection(app, app.state.server)
     if config.token:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..log import configure_logging, register_secret
+from .config import DEFAULT_MAX_UPLOAD_BYTES
+from .tokens import resolve_token
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 
@@ -26,8 +28,15 @@ def _register_jobserver(subparsers: Any) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--data-dir", type=Path, required=True, help="SQLite database and uploads")
-    p.add_argument("--token", default=os.environ.get("MORAG_JOBSERVER_TOKEN"),
-                   help="require this bearer token (env MORAG_JOBSERVER_TOKEN)")
+    p.add_argument("--token", help="require this bearer token (visible in the process list: "
+                   "prefer --token-file; env MORAG_JOBSERVER_TOKEN)")
+    p.add_argument("--token-file", help="file holding the bearer token "
+                   "(env MORAG_JOBSERVER_TOKEN_FILE)")
+    p.add_argument("--source-root", type=Path, action="append", default=[],
+                   help="a directory whose files created jobs may name (repeatable; default: "
+                        "the upload dir only)")
+    p.add_argument("--max-upload-bytes", type=int, default=DEFAULT_MAX_UPLOAD_BYTES,
+                   help="largest upload accepted; larger ones get 413")
     p.add_argument("--lease-seconds", type=float, default=120.0,
                    help="claim lease; an unrenewed job returns to the queue (0: no leases)")
     p.add_argument("--max-retries", type=int, default=3,
@@ -48,7 +57,9 @@ def _register_submit(subparsers: Any) -> None:
     p.add_argument("--type", required=True, dest="content_type",
                    help="content type: audio, video, document, image, web, youtube")
     p.add_argument("--api-url", default=os.environ.get("MORAG_API_BASE_URL", DEFAULT_API_URL))
-    p.add_argument("--token", default=os.environ.get("MORAG_API_KEY"))
+    p.add_argument("--token", help="bearer token (visible in the process list: prefer "
+                   "--token-file; env MORAG_API_KEY)")
+    p.add_argument("--token-file", help="file holding the bearer token (env MORAG_API_KEY_FILE)")
     p.add_argument("--options", default="{}", help="task options as a JSON object")
     p.add_argument("--wait", action="store_true", help="wait and print the resulting markdown")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait with --wait")
@@ -60,11 +71,14 @@ def run_jobserver(args: argparse.Namespace) -> int:
     from .server import serve
 
     configure_logging(args.log_level)
-    register_secret(args.token)
     try:
+        token = resolve_token(args.token, args.token_file, "MORAG_JOBSERVER_TOKEN")
+        register_secret(token)
         config = ServerConfig(
             data_dir=args.data_dir.resolve(),
-            token=args.token or None,
+            token=token,
+            source_roots=tuple(root.resolve() for root in args.source_root),
+            max_upload_bytes=args.max_upload_bytes,
             lease_seconds=args.lease_seconds,
             max_retries=args.max_retries,
             expire=args.expire,
@@ -93,13 +107,14 @@ def run_submit(args: argparse.Namespace) -> int:
     from .submit import JobClient, SubmitError
 
     try:
+        token = resolve_token(args.token, args.token_file, "MORAG_API_KEY")
         options = _parse_options(args.options)
         if not args.file.is_file():
             raise ValueError(f"{args.file}: no such file")
     except ValueError as exc:
         print(f"morag-fleet submit: {exc}", file=sys.stderr)
         return 2
-    client = JobClient(args.api_url, args.token)
+    client = JobClient(args.api_url, token)
     try:
         job_id = client.upload(args.file, args.content_type, options)
         print(job_id, flush=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 EXPIRY_BY_TYPE = {"audio": 1800.0, "video": 3600.0, "document": 900.0}
 DEFAULT_EXPIRY = 3600.0
 MAX_LONG_POLL_SECONDS = 60.0
+DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -20,8 +21,16 @@ class ServerConfig:
     expire: bool = False  # MoRAG's expiry from creation time; off by default
     fault_injection: bool = False
     max_wait: float = MAX_LONG_POLL_SECONDS
+    # directories whose files a created job may name; none given: the upload dir only
+    source_roots: tuple[Path, ...] = ()
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
 
     def __post_init__(self) -> None:
+        if self.max_upload_bytes <= 0:
+            raise ValueError("max_upload_bytes must be > 0")
+        for root in self.source_roots:
+            if not root.is_dir():
+                raise ValueError(f"source root {root} is not a directory")
         if self.lease_seconds < 0:
             raise ValueError("lease_seconds must be >= 0")
         if self.max_retries < 0:
@@ -34,6 +43,11 @@ class ServerConfig:
     @property
     def files_dir(self) -> Path:
         return self.data_dir / "files"
+
+    @property
+    def allowed_roots(self) -> tuple[Path, ...]:
+        """Resolved, so a symlink in a root's own path does not defeat the comparison."""
+        return tuple(root.resolve() for root in self.source_roots or (self.files_dir,))
 
     @property
     def db_path(self) -> Path:

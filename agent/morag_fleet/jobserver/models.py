@@ -3,6 +3,7 @@ list on bad input, exactly as MoRAG answers)."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -21,7 +22,25 @@ class SubmitResultRequest(BaseModel):
     content: str | None = None
     metadata: dict[str, Any] | None = None
     error_message: str | None = None
-    processing_time: float | None = None
+    # JSON's 1e999 parses as infinity, which the database keeps and no answer can carry
+    processing_time: float | None = Field(default=None, allow_inf_nan=False)
+
+    @field_validator("metadata")
+    @classmethod
+    def _finite_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and not _all_finite(value):
+            raise ValueError("metadata must not hold infinite or NaN numbers")
+        return value
+
+
+def _all_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_all_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_all_finite(item) for item in value)
+    return True
 
 
 class FaultRule(BaseModel):

@@ -15,8 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from ..log import get_logger
 from . import views
 from .clock import iso_from_epoch, now_epoch
-from .files import display_name, store_upload
+from .files import UploadTooLarge, display_name, store_upload
 from .models import CreateJobRequest, SubmitResultRequest
+from .sources import SourceRefused, checked_source
 from .state import ServerState
 from .store import Job, LeaseVerdict, NewJob, Outcome, ResultVerdict
 
@@ -57,9 +58,14 @@ def _new_job(
 
 @router.post("/")
 async def create_job(body: CreateJobRequest, state: State) -> dict[str, Any]:
-    path = Path(body.source_file_path)
+    try:
+        path = checked_source(body.source_file_path, state.config)
+    except SourceRefused as exc:
+        log.warning("source_refused", source_file_path=body.source_file_path)
+        raise HTTPException(status_code=422, detail=str(exc)) from None
     new = _new_job(
-        state, body.content_type, path, display_name(path.name), body.ingestion_task_id,
+        state, body.content_type, path, display_name(Path(body.source_file_path).name),
+        body.ingestion_task_id,
         body.task_options,
     )
     return views.created(await state.create(new))
@@ -92,7 +98,12 @@ async def upload_job(
 ) -> dict[str, Any]:
     options = _task_options_from_form(task_options)
     name = display_name(file.filename)
-    path = await run_in_threadpool(store_upload, file.file, name, state.config.files_dir)
+    try:
+        path = await run_in_threadpool(
+            store_upload, file.file, name, state.config.files_dir, state.config.max_upload_bytes
+        )
+    except UploadTooLarge as exc:
+        raise HTTPException(status_code=413, detail=str(exc)) from None
     new = _new_job(state, content_type, path, name, ingestion_task_id, options)
     return views.created(await state.create(new))
 
@@ -133,10 +144,13 @@ async def stats(state: State) -> dict[str, int]:
 
 
 @router.get("/{job_id}/download")
-async def download(job: ExistingJob) -> FileResponse:
+async def download(job: ExistingJob, state: State) -> FileResponse:
     if job.status != "processing":
         raise HTTPException(status_code=403, detail="Job is not in processing state")
-    path = Path(job.source_file_path)
+    try:  # checked again: a job stored before the roots were set, or a link changed since
+        path = checked_source(job.source_file_path, state.config)
+    except SourceRefused as exc:
+        raise HTTPException(status_code=403, detail=str(exc)) from None
     if not await run_in_threadpool(path.is_file):
         raise HTTPException(status_code=404, detail="Source file not found")
     return FileResponse(path, media_type="application/octet-stream", filename=job.original_name)

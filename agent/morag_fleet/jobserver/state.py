@@ -11,6 +11,7 @@ from ..log import get_logger
 from .clock import now_epoch
 from .config import ServerConfig
 from .faults import FaultRules
+from .sources import remove_finished_uploads
 from .store import Job, JobStore, NewJob
 from .wakeup import JobSignal
 
@@ -58,6 +59,14 @@ class ServerState:
                 log.warning("job_expired_unclaimed", job_id=job_id)
         if expired.requeued:
             await self.signal.notify()
+
+    async def remove_finished_uploads(self) -> None:
+        """Uploads of ended jobs are the server's copies; nobody will download them again."""
+        removed = await run_in_threadpool(
+            remove_finished_uploads, self.store, self.config.files_dir
+        )
+        for path in removed:
+            log.info("upload_removed", path=str(path))
 
     def close(self) -> None:
         self.store.close()

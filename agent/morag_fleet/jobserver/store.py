@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     processing_time REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_pending ON jobs (status, content_type, seq);
+CREATE INDEX IF NOT EXISTS jobs_source ON jobs (source_file_path);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
@@ -288,6 +289,22 @@ class JobStore:
                 (now, now),
             ).fetchall()
         return [r["job_id"] for r in rows]
+
+    def open_sources(self, paths: Sequence[str]) -> dict[str, bool]:
+        """For each path some job names: True while one of its jobs has not ended."""
+        db = self._connection()
+        found: dict[str, bool] = {}
+        for start in range(0, len(paths), 500):  # below SQLite's limit on bound parameters
+            chunk = paths[start:start + 500]
+            marks = ",".join("?" for _ in chunk)
+            for row in db.execute(
+                "SELECT source_file_path AS path,"
+                " MAX(status NOT IN ('completed', 'failed')) AS open"
+                f" FROM jobs WHERE source_file_path IN ({marks}) GROUP BY source_file_path",
+                chunk,
+            ):
+                found[row["path"]] = bool(row["open"])
+        return found
 
     def stats(self) -> dict[str, int]:
         db = self._connection()
