@@ -18,6 +18,7 @@ from morag_fleet.controller.control import (
     ControllerUnavailable,
     default_state_dir,
 )
+from morag_fleet.controller.text import json_text, screen
 
 
 def register(subparsers: Any) -> None:
@@ -45,6 +46,8 @@ def _register_controller(subparsers: Any) -> None:
     p.add_argument("--metrics-addr", default="0.0.0.0", help="address for /metrics")
     p.add_argument("--retention-days", type=float, default=30.0, help="keep events this long")
     p.add_argument("--retention-events", type=int, default=200_000, help="keep at most this many")
+    p.add_argument("--names-per-key", type=int, default=1, metavar="N",
+                   help="agent names one CURVE key may use (default 1; 0: no limit)")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--log-format", default="auto", choices=("auto", "json", "console"))
     p.set_defaults(func=cmd_controller)
@@ -79,6 +82,11 @@ def _register_views(subparsers: Any) -> None:
         p.add_argument("agent", help="agent name as shown by `morag-fleet status`")
         common(p, watch=False)
         p.set_defaults(func=cmd_command, command_name=name)
+    p = subparsers.add_parser("forget", help="remove an agent's record from the controller's "
+                              "state and history database (its events stay)")
+    p.add_argument("agent", help="agent name as shown by `morag-fleet status`")
+    common(p, watch=False)
+    p.set_defaults(func=cmd_forget)
 
 
 # ---- the daemon ---------------------------------------------------------------------------------
@@ -96,7 +104,8 @@ def cmd_controller(args: argparse.Namespace) -> int:
         plaintext=args.plaintext, authorized_keys=args.authorized_keys,
         secret_key=args.secret_key, metrics_port=args.metrics_port,
         metrics_addr=args.metrics_addr,
-        retention=Retention(args.retention_days * 86400, args.retention_events))
+        retention=Retention(args.retention_days * 86400, args.retention_events),
+        names_per_key=args.names_per_key)
     controller = Controller(config)
     try:
         controller.start()
@@ -167,7 +176,7 @@ def _client(args: argparse.Namespace) -> ControlClient:
 
 
 def _fail(exc: Exception) -> int:
-    print(f"morag-fleet: {exc}", file=sys.stderr)
+    print(f"morag-fleet: {screen(str(exc))}", file=sys.stderr)
     return 3 if isinstance(exc, ControllerUnavailable) else 1
 
 
@@ -178,7 +187,7 @@ def cmd_view(args: argparse.Namespace) -> int:
             data = client.call(args.view)
         except (ControllerUnavailable, ControlError, ValueError) as exc:
             return _fail(exc)
-        text = json.dumps(data, indent=2) if args.json else RENDERERS[args.view](data)
+        text = json_text(data, indent=2) if args.json else screen(RENDERERS[args.view](data))
         if args.watch is None:
             print(text)
             return 0
@@ -197,12 +206,12 @@ def cmd_events(args: argparse.Namespace) -> int:
         except (ControllerUnavailable, ControlError, ValueError) as exc:
             return _fail(exc)
         if args.json and not args.follow:
-            print(json.dumps(events, indent=2))
+            print(json_text(events, indent=2))
         elif args.json:  # one JSON object per line while following
             for event in events:
-                print(json.dumps(event), flush=True)
+                print(json_text(event), flush=True)
         elif events or first:
-            print(views.render_events(events, header=first), flush=True)
+            print(screen(views.render_events(events, header=first)), flush=True)
         if not args.follow:
             return 0
         first = False
@@ -221,4 +230,19 @@ def cmd_command(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(f"{args.command_name} sent to {args.agent}")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    try:
+        result = _client(args).call("forget", agent=args.agent)
+    except (ControllerUnavailable, ControlError, ValueError) as exc:
+        return _fail(exc)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"forgot {args.agent} (was {result['was']})")
+    if result["was"] not in ("lost", "offline"):
+        print(f"{args.agent} was online: it comes back with its next message unless it is "
+              "stopped or its key revoked first")
     return 0

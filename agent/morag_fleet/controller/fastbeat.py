@@ -11,31 +11,37 @@ full validator, never looser:
   timestamp, no bad UTF-8 can slip through), and unknown fields are refused;
 - frames longer than `FAST_MAX_BYTES` are not looked at: below that size no array or map can
   hold more items than `codec.decode` allows;
-- the name rules msgspec cannot say (printable) are checked in `decode_heartbeat`.
+- every float must be finite (a bound NaN fails, as in `wire.schema`), and the figures of the
+  views (progress, start times, host load) must be numbers;
+- the rules msgspec cannot say (printable names, the number fields of a GPU entry) are checked
+  in `decode_heartbeat` with the full validator's own functions.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Literal
 
 import msgspec
 
-from morag_fleet.wire.schema import MAX_NAME_LEN, PROTOCOL_VERSION
+from morag_fleet.wire.schema import GPU_NUMBER_FIELDS, MAX_NAME_LEN, PROTOCOL_VERSION
 
 FAST_MAX_BYTES = 10_000  # < codec.decode's max_items: no container can be too large below this
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_LEN)]
-Number = int | float  # both, so a value keeps the type the agent sent (as the full path does)
-Scalar = str | int | float | bool | None
+# the bounds refuse NaN and both infinities
+Finite = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+Number = int | Finite  # both, so a value keeps the type the agent sent (as the full path does)
+Scalar = str | int | Finite | bool | None
 
 
 class FastJob(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     job_id: Name
     progress: Number | None = None
-    content_type: Scalar = None
-    phase: Scalar = None
+    content_type: str | None = None
+    phase: str | None = None
     slot: Scalar = None
-    started_at: Scalar = None
+    started_at: Number | None = None
 
 
 class FastBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -47,11 +53,11 @@ class FastBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     state_reason: str | None = None  # why the agent is paused: "disk full", "drained"
     outbox_depth: int | None = None
     gpus: list[dict[str, Scalar]] | None = None
-    cpu_percent: Scalar = None
-    memory_percent: Scalar = None
-    memory_available_mb: Scalar = None
-    disk_percent: Scalar = None
-    load1: Scalar = None
+    cpu_percent: Number | None = None
+    memory_percent: Number | None = None
+    memory_available_mb: Number | None = None
+    disk_percent: Number | None = None
+    load1: Number | None = None
 
 
 class FastHeartbeat(msgspec.Struct, forbid_unknown_fields=True, gc=False, tag_field="kind",
@@ -87,4 +93,9 @@ def decode_heartbeat(payload: bytes) -> FastHeartbeat | None:
     for job in beat.body.active_jobs:
         if not job.job_id.isprintable():
             return None
+    for gpu in beat.body.gpus or ():
+        for key in GPU_NUMBER_FIELDS:
+            value = gpu.get(key)
+            if value is not None and type(value) not in (int, float):
+                return None
     return beat

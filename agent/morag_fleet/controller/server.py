@@ -2,8 +2,9 @@
 housekeeping (lost detection, persistence, retention, key reloads) in one single-threaded loop.
 
 Every agent frame is validated before it touches the state; a bad one is counted under
-`rejected:<reason>` and dropped. Events are committed to SQLite before they are acknowledged, in
-batches, so ingest stays fast and an ack always means "on disk".
+`rejected:<reason>` and dropped. With CURVE, the key a frame speaks with is read from that frame
+(see `identity` for why it is never remembered by routing id). Events are committed to SQLite
+before they are acknowledged, in batches, so ingest stays fast and an ack always means "on disk".
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from morag_fleet.controller import views
 from morag_fleet.controller.auth import AuthorizedKeys
 from morag_fleet.controller.control import ControlError, bind_control, serve_one
 from morag_fleet.controller.fastbeat import decode_heartbeat
+from morag_fleet.controller.identity import IdentityRefused
 from morag_fleet.controller.metrics import Metrics
-from morag_fleet.controller.state import AgentRecord, FleetState, IdentityRefused
+from morag_fleet.controller.state import AgentRecord, FleetState
 from morag_fleet.controller.store import PendingEvent, Retention, Store
 from morag_fleet.log import get_logger
 from morag_fleet.wire import codec, schema
@@ -65,6 +67,7 @@ class ControllerConfig:
     metrics_port: int | None = None
     metrics_addr: str = "0.0.0.0"
     retention: Retention = field(default_factory=Retention)
+    names_per_key: int = 1  # agent names one CURVE key may use; 0: no limit
 
     @property
     def keys_dir(self) -> Path:
@@ -97,13 +100,12 @@ class Controller:
         self.config = config
         self.ctx = copying_context()
         self.auth: AuthorizedKeys | None = None
-        self.state = FleetState(self._is_authorized)
+        self.state = FleetState(self._is_authorized, config.names_per_key)
         self.store: Store | None = None
         self.metrics = Metrics(self.state)
         self.started = time.time()
         self._stop = False
         self._reload = False
-        self._user_ids: dict[bytes, str | None] = {}
         self._lock_file: Any = None
         self._to_save: list[str] = []
         self._timers = dict.fromkeys(("save", "lost", "retention", "keys"), 0.0)
@@ -219,6 +221,7 @@ class Controller:
         acks: dict[bytes, AgentRecord | None] = {}
         now = time.time()  # one clock read per batch: a batch takes milliseconds
         recv = self.router.recv
+        curve = not self.config.plaintext
         handled = 0
         while handled < max_messages:
             try:
@@ -232,9 +235,10 @@ class Controller:
                     self.router.recv()
                 self.state.count("rejected:frames")
                 continue
-            user_id = self._user_ids.get(routing_id, "")
-            if user_id == "":
-                user_id = self._remember_user(routing_id, frame)
+            user_id = _proven_key(frame) if curve else None
+            if curve and user_id is None:  # no key proven for this frame: it speaks for no one
+                self.state.count("rejected:identity")
+                continue
             self.handle(routing_id, user_id, frame.bytes, events, acks, now)
         if events:
             self._commit(events)
@@ -250,18 +254,6 @@ class Controller:
                 sessions[record.name] = (record.sid, record.last_seq)
         assert self.store is not None
         self.store.record_events(events, sessions)
-
-    def _remember_user(self, routing_id: bytes, frame: zmq.Frame) -> str | None:
-        if len(self._user_ids) > 200_000:
-            self._user_ids.clear()
-        user_id = None
-        if not self.config.plaintext:
-            try:
-                user_id = frame.get("User-Id")
-            except zmq.ZMQError:
-                user_id = None
-        self._user_ids[routing_id] = user_id
-        return user_id
 
     def handle(self, routing_id: bytes, user_id: str | None, payload: bytes,
                events: list[PendingEvent], acks: dict[bytes, AgentRecord | None],
@@ -312,9 +304,9 @@ class Controller:
         """The sender's record, or None when its key may not use that name (counted)."""
         try:
             record, bound, returned = self.state.admit(name, user_id, routing_id, now)
-        except IdentityRefused:
+        except IdentityRefused as exc:
             self.state.count("rejected:identity")
-            log.warning("identity_refused", agent=name, key=user_id)
+            log.warning("identity_refused", agent=name, key=user_id, reason=str(exc))
             return None
         self.state.count(counter)
         if bound and self.store is not None:
@@ -424,7 +416,7 @@ class Controller:
     def _forget_old_agents(self, now: float) -> None:
         cutoff = now - self.config.retention.max_age_s
         for name in [n for n, r in self.state.agents.items() if r.last_seen < cutoff]:
-            del self.state.agents[name]
+            self.state.remove(name)
 
     def _is_authorized(self, key: str) -> bool:
         return self.auth is None or self.auth.is_authorized(key)
@@ -439,6 +431,7 @@ class Controller:
             "events": self._events,
             "drain": lambda args: self.command(args.get("agent"), "drain"),
             "resume": lambda args: self.command(args.get("agent"), "resume"),
+            "forget": lambda args: self.forget(args.get("agent")),
             "stats": lambda args: {**self.info(), "counts": dict(self.state.counts)},
         }
 
@@ -458,8 +451,10 @@ class Controller:
         record = self.state.agents.get(agent) if isinstance(agent, str) else None
         if record is None:
             raise ControlError(f"unknown agent {agent!r}")
-        if record.link != "online" or record.routing_id is None:
+        if record.link != "online":
             raise ControlError(f"agent {agent} is {record.status}; {name} was not sent")
+        if record.routing_id is None:  # another agent spoke on its routing id since
+            raise ControlError(f"agent {agent} has no current connection; {name} was not sent")
         message = {"v": schema.PROTOCOL_VERSION, "kind": "command", "name": name, "body": {},
                    "ts": time.time()}
         try:
@@ -470,3 +465,27 @@ class Controller:
         self.store.record_events([self._controller_event(agent, "command", time.time(),
                                                          {"command": name})], {})
         return {"agent": agent, "command": name, "sent": True}
+
+    def forget(self, agent: Any) -> dict[str, Any]:
+        """Remove an agent's record from the state and the store: a host that left the fleet, a
+        record that should not be trusted, or a name whose key should be free for another name.
+        Its event history stays. A connected agent comes back with its next message."""
+        record = self.state.agents.get(agent) if isinstance(agent, str) else None
+        if record is None:
+            raise ControlError(f"unknown agent {agent!r}")
+        was = record.status
+        self.state.remove(agent)
+        assert self.store is not None
+        self.store.forget_agent(agent)
+        self.store.record_events([self._controller_event(agent, "forgotten", time.time(),
+                                                         {"was": was})], {})
+        log.info("agent_forgotten", agent=agent, was=was)
+        return {"agent": agent, "forgotten": True, "was": was}
+
+
+def _proven_key(frame: zmq.Frame) -> str | None:
+    """The CURVE key ZAP proved for the connection this frame came on (its User-Id)."""
+    try:
+        return frame.get("User-Id")
+    except zmq.ZMQError:
+        return None

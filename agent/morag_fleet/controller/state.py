@@ -1,9 +1,8 @@
 """The fleet as the controller knows it: one record per agent, updated from validated messages.
 
-Identity: with CURVE on, a name is bound to the first authorized key that used it; another key
-claiming that name is refused while the bound key is still authorized (a rotated key may take the
-name over). Job events are deduplicated by (agent, session, seq), so a resend after a reconnect or
-a controller restart records nothing twice.
+Identity (which key may use which name) follows the rules in `identity`. Job events are
+deduplicated by (agent, session, seq), so a resend after a reconnect or a controller restart
+records nothing twice.
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from morag_fleet.controller.fastbeat import FastBody, FastJob, decode_heartbeat
+from morag_fleet.controller.identity import Identities
+from morag_fleet.controller.identity import IdentityRefused as IdentityRefused  # re-exported
 from morag_fleet.wire import codec, schema
 
 TERMINAL_PHASES = ("completed", "failed")
@@ -104,18 +105,6 @@ class AgentRecord:
         """What changes rarely (hello, identity, link); heartbeat fields come from `beat`."""
         return {name: getattr(self, name) for name in STORED_FIELDS}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AgentRecord:
-        known = {k: v for k, v in data.items()
-                 if k in cls.__slots__ and k not in _PRIVATE_FIELDS}
-        record = cls(**known)
-        record.host_stats = dict(data.get("host_stats") or {})
-        record.jobs = {job["job_id"]: job for job in data.get("jobs", [])}
-        return record
-
-
-class IdentityRefused(Exception):
-    """A message claims an agent name bound to another authorized key."""
 
 
 @dataclass
@@ -130,9 +119,10 @@ class JobOutcome:
 class FleetState:
     """All agents; every method runs on the controller's main thread."""
 
-    def __init__(self, is_authorized: Callable[[str], bool] = lambda key: True) -> None:
+    def __init__(self, is_authorized: Callable[[str], bool] = lambda key: True,
+                 names_per_key: int = 1) -> None:
         self.agents: dict[str, AgentRecord] = {}
-        self.is_authorized = is_authorized
+        self.identities = Identities(is_authorized, names_per_key)
         self.dirty: set[str] = set()
         self.counts: dict[str, int] = {}  # frames by kind and rejections by reason
 
@@ -145,6 +135,16 @@ class FleetState:
             if record.beat:
                 self.replay_beat(record, record.beat)
             self.agents[record.name] = record
+            self.identities.bind(record.name, None, record.key)
+
+    def remove(self, name: str) -> AgentRecord | None:
+        """Forget an agent: its record, its key's binding to the name, its route."""
+        record = self.agents.pop(name, None)
+        if record is not None:
+            self.identities.unbind(name, record.key)
+            self.identities.drop_route(record)
+            self.dirty.discard(name)
+        return record
 
     def replay_beat(self, record: AgentRecord, frame: bytes) -> None:
         """Apply a stored heartbeat frame again (after a restart); a bad one is ignored."""
@@ -163,19 +163,15 @@ class FleetState:
     def admit(self, name: str, key: str | None, routing_id: bytes, now: float) -> tuple[
             AgentRecord, bool, bool]:
         """The agent's record for a message from `key`; (record, newly bound, back from lost or
-        offline). Raises IdentityRefused when the name belongs to another key that is still
-        authorized."""
+        offline). Raises IdentityRefused when `identity`'s rules refuse the key this name."""
         record = self.agents.get(name)
+        bound = self.identities.may_bind(name, record.key if record else None, key)
         if record is None:
-            record = self.agents[name] = AgentRecord(name=name, key=key, first_seen=now)
-            bound = key is not None
-        elif key is not None and record.key != key:
-            if record.key is not None and self.is_authorized(record.key):
-                raise IdentityRefused(name)
-            record.key, bound = key, True
-        else:
-            bound = False
-        record.routing_id = routing_id
+            record = self.agents[name] = AgentRecord(name=name, first_seen=now)
+        if bound:
+            self.identities.bind(name, record.key, key)
+            record.key = key
+        self.identities.route(record, routing_id, self.agents)
         record.last_seen = now
         returned = record.link != "online"
         record.link = "online"
@@ -227,7 +223,7 @@ class FleetState:
 
     def on_bye(self, record: AgentRecord) -> None:
         record.link = "offline"
-        record.routing_id = None
+        self.identities.drop_route(record)
 
     def on_event(self, record: AgentRecord, msg: dict[str, Any]) -> tuple[bool, JobOutcome | None]:
         """(is new, outcome when a job finished). Duplicates change nothing."""
@@ -272,7 +268,7 @@ class FleetState:
             if record.link == "online" and \
                     now - record.last_seen > LOST_AFTER_BEATS * record.heartbeat_interval:
                 record.link = "lost"
-                record.routing_id = None
+                self.identities.drop_route(record)
                 self.dirty.add(record.name)
                 lost.append(record)
         return lost

@@ -3,7 +3,8 @@ sequence. The sequence is written in the same transaction as the events it cover
 only ever sent for events that are on disk and a restarted controller still deduplicates.
 
 An agent row keeps what changes rarely as JSON and its last heartbeat as the frame it arrived in
-(`beat`), so saving ten thousand agents costs no per-heartbeat encoding."""
+(`beat`), so saving ten thousand agents costs no per-heartbeat encoding. Rows are read back
+through `restore`, which trusts nothing in them: a row the views could not show never loads."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from morag_fleet.controller.restore import restore_record
 from morag_fleet.controller.state import AgentRecord
+from morag_fleet.log import get_logger
+
+log = get_logger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS agents (
@@ -64,12 +69,24 @@ class Store:
         sessions = {name: (sid, seq) for name, sid, seq in
                     self.db.execute("SELECT name, sid, last_seq FROM sessions")}
         records = []
-        for data, beat in self.db.execute("SELECT data, beat FROM agents"):
-            record = AgentRecord.from_dict(json.loads(data))
-            record.sid, record.last_seq = sessions.get(record.name, ("", 0))
-            record.beat = beat
+        for name, data, beat in self.db.execute("SELECT name, data, beat FROM agents"):
+            record = restore_record(_json(data))
+            if record is None:
+                log.warning("stored_agent_unreadable", agent=str(name)[:200])
+                continue
+            sid, seq = sessions.get(record.name, ("", 0))
+            if type(sid) is str and type(seq) is int:
+                record.sid, record.last_seq = sid, seq
+            record.beat = beat if type(beat) is bytes else None
             records.append(record)
         return records
+
+    def forget_agent(self, name: str) -> None:
+        """Remove an agent's row and its session (its events stay, until retention)."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM agents WHERE name = ?", (name,))
+            self.db.execute("DELETE FROM sessions WHERE name = ?", (name,))
 
     def save_agents(self, records: Iterable[AgentRecord]) -> None:
         rows = [(r.name, r.key, r.last_seen, json.dumps(r.stored_dict(), default=str), r.beat)
@@ -116,7 +133,8 @@ class Store:
         if after_id:
             rows.reverse()
         return [{"id": r[0], "received": r[1], "ts": r[2], "agent": r[3], "scope": r[4],
-                 "name": r[5], "job_id": r[6], "body": json.loads(r[7])} for r in reversed(rows)]
+                 "name": r[5], "job_id": r[6], "body": _event_body(r[7])}
+                for r in reversed(rows)]
 
     def event_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM events").fetchone()[0])
@@ -136,3 +154,17 @@ class Store:
                             "(SELECT name FROM agents WHERE last_seen < ?)", (cutoff,))
             self.db.execute("DELETE FROM agents WHERE last_seen < ?", (cutoff,))
         return removed
+
+
+def _json(text: Any) -> Any:
+    """A stored JSON value, or None when the text is not JSON (a damaged row)."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def _event_body(text: Any) -> dict[str, Any]:
+    """A stored event body; a damaged one is shown as its raw text rather than failing the view."""
+    body = _json(text)
+    return body if type(body) is dict else {"unreadable": str(text)[:1000]}

@@ -1,25 +1,41 @@
 """What the operator sees: plain data built from the fleet state on the controller (that is what
-`--json` prints) and the tables rendered from that same data by the CLI, so both always agree."""
+`--json` prints) and the tables rendered from that same data by the CLI, so both always agree.
+
+Every cell goes through `text.clean` (agents choose host names, versions and event fields, so they
+may hold terminal escapes), and the figures are read defensively: a view shows a number it cannot
+use as "-" rather than failing for the whole fleet."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from morag_fleet.controller.state import AgentRecord, FleetState, job_view
+from morag_fleet.controller.text import clean
 
 # ---- data (built inside the controller) ---------------------------------------------------
 
 
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool): what a sum, an age or a percentage can use."""
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _figure(gpu: dict[str, Any], key: str) -> int | float:
+    value = gpu.get(key)
+    return value if is_number(value) else 0
+
+
 def _gpu_summary(gpus: list[dict[str, Any]]) -> dict[str, Any] | None:
-    usable = [g for g in gpus if isinstance(g, dict) and "util" in g]
+    usable = [g for g in gpus if isinstance(g, dict) and is_number(g.get("util"))]
     if not usable:
         return None
     return {"count": len(usable),
             "util": round(sum(g["util"] for g in usable) / len(usable), 1),
-            "memory_used_mb": sum(g.get("memory_used_mb", 0) for g in usable),
-            "memory_total_mb": sum(g.get("memory_total_mb", 0) for g in usable)}
+            "memory_used_mb": sum(_figure(g, "memory_used_mb") for g in usable),
+            "memory_total_mb": sum(_figure(g, "memory_total_mb") for g in usable)}
 
 
 def state_reason(record: AgentRecord) -> str | None:
@@ -99,8 +115,8 @@ def jobs_data(state: FleetState, now: float | None = None) -> list[dict[str, Any
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in row]
-                                           for row in rows]
+    cells = [[clean(h) for h in headers]] + [["-" if v is None else clean(v) for v in row]
+                                             for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
              for row in cells]
@@ -108,13 +124,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def ago(ts: float | None, now: float | None = None) -> str:
-    if not ts:
+    if not ts or not is_number(ts):
         return "never"
     return duration(max(0.0, (time.time() if now is None else now) - ts)) + " ago"
 
 
 def duration(seconds: float | None) -> str:
-    if seconds is None:
+    if not is_number(seconds):
         return "-"
     seconds = int(seconds)
     if seconds < 120:
@@ -179,7 +195,7 @@ def render_agents(agents: list[dict[str, Any]]) -> str:
 def render_jobs(jobs: list[dict[str, Any]]) -> str:
     headers = ("JOB", "AGENT", "TYPE", "PHASE", "PROGRESS", "AGE")
     rows = [(j["job_id"], j["agent"], j.get("content_type") or "-", j.get("phase") or "-",
-             "-" if j.get("progress") is None else f"{100 * float(j['progress']):.0f}%",
+             f"{100 * j['progress']:.0f}%" if is_number(j.get("progress")) else "-",
              duration(j.get("age"))) for j in jobs]
     return table(headers, rows) if rows else "no active jobs"
 
@@ -188,7 +204,9 @@ EVENT_DETAIL_SKIP = ("scope", "name", "job_id", "by")
 
 
 def event_line(event: dict[str, Any]) -> tuple[str, ...]:
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event["received"]))
+    received = event.get("received")
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(received)) \
+        if is_number(received) else "-"
     details = " ".join(f"{k}={v}" for k, v in event["body"].items()
                        if k not in EVENT_DETAIL_SKIP)
     return (when, event["agent"], event["name"], event.get("job_id") or "-", details)
@@ -197,5 +215,5 @@ def event_line(event: dict[str, Any]) -> tuple[str, ...]:
 def render_events(events: list[dict[str, Any]], header: bool = True) -> str:
     rows = [event_line(e) for e in events]
     if not header:
-        return "\n".join("  ".join(row).rstrip() for row in rows)
+        return "\n".join("  ".join(clean(cell) for cell in row).rstrip() for row in rows)
     return table(("TIME", "AGENT", "EVENT", "JOB", "DETAILS"), rows) if rows else "no events"
