@@ -23,6 +23,7 @@ from morag_fleet.convert.markdown import (
 )
 from morag_fleet.convert.media import extract_wav, probe, tool_availability
 from morag_fleet.convert.mimetype import media_mime_type
+from morag_fleet.convert.speechcheck import check_transcript
 from morag_fleet.convert.whisper import Transcriber, Transcript, WhisperOptions, model_availability
 
 HOUR = 3600.0
@@ -63,12 +64,16 @@ class AudioConverter:
     def transcribe(
         self, source: Path, options: Mapping[str, Any], progress: ProgressCallback
     ) -> Transcript:
-        """Extract -> transcribe; the WAV lives next to the source in the job's temp dir."""
+        """Extract -> transcribe -> check against the audio (speechcheck: an empty transcript
+        of real speech fails the job instead of being published); the WAV lives next to the
+        source in the job's temp dir. Audio, video and youtube jobs all come through here."""
         opts = WhisperOptions.from_options(options)
         with tempfile.TemporaryDirectory(prefix="wav-", dir=source.parent) as tmp:
             progress(None, "extracting audio")
             wav = extract_wav(source, Path(tmp) / "audio.wav", threads=opts.cpu_threads)
-            return self.transcriber.transcribe_wav(wav, opts, progress)
+            transcript = self.transcriber.transcribe_wav(wav, opts, progress)
+            check_transcript(wav, transcript, opts, source.name)
+            return transcript
 
 
 def transcript_metadata(transcript: Transcript) -> dict[str, Any]:

