@@ -208,8 +208,12 @@ def test_malformed_answer_naming_a_claimed_job_reports_it_failed(jobserver, make
     `processing` forever, so the agent reports it failed with the reason."""
     job_id = jobserver.upload(make_doc("m.txt", "claimed but malformed"), "document")
     assert jobserver.poll("agent-1", "document")["job_id"] == job_id  # the server's claim
-    jobserver.set_faults([{"method": "GET", "path_regex": r"/poll$", "status": 200,
-                           "count": 1, "body": json.dumps({"job_id": job_id, "content_type": 7})}])
+    jobserver.set_faults([
+        # no held-jobs answer (as MoRAG): the claim made above stays unknown until the poll
+        {"method": "GET", "path_regex": r"/held$", "status": 404, "count": 1},
+        {"method": "GET", "path_regex": r"/poll$", "status": 200, "count": 1,
+         "body": json.dumps({"job_id": job_id, "content_type": 7})},
+    ])
     agent = make_agent(jobserver.url)
     status = final(jobserver, job_id)
     assert status["status"] == "failed"

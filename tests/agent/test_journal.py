@@ -67,3 +67,24 @@ def test_every_write_survives_the_process_being_killed(tmp_path: Path) -> None:
     assert journal.get("a").phase == "converting" and journal.get("a").attempts == 1
     assert journal.get("b").phase == "spooled" and journal.get("b").submit_tries == 1
     assert journal.get("c").phase == "delivered"
+
+
+def test_lost_or_unreadable_journal_is_reported(tmp_path: Path) -> None:
+    """The write marker outlives the journal file: a journal started anew says what was lost."""
+    journal = Journal(tmp_path)
+    journal.record_claim("a", "document", {"job_id": "a"})
+    journal.close()
+    for path in tmp_path.glob("journal.sqlite3*"):
+        path.unlink()
+    lost = Journal(tmp_path)
+    assert lost.damage and "is missing although 1 claims" in lost.damage[0]
+    lost.close()
+    for path in tmp_path.glob("journal.sqlite3*"):
+        path.unlink()
+    (tmp_path / "journal.sqlite3").write_bytes(b"not a database" * 400)
+    fresh = Journal(tmp_path)
+    assert fresh.damage and "is unreadable" in fresh.damage[0]
+    assert fresh.record_claim("b", "document", {"job_id": "b"})
+    assert list(tmp_path.glob("journal.sqlite3.damaged-*"))
+    fresh.close()
+    assert Journal(tmp_path).damage == []

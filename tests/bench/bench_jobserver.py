@@ -47,6 +47,7 @@ def drain(server, workers: int) -> float:
                 if job["job_id"] is None:
                     return
                 session.put(server.url + f"{JOBS}/{job['job_id']}/result", timeout=30,
+                            params={"worker_id": name},
                             json={"success": True, "content": "# x"}).raise_for_status()
 
     threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(workers)]

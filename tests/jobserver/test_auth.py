@@ -48,5 +48,5 @@ def test_right_token_works_end_to_end(secured, make_file) -> None:
     assert secured.poll("w1", "document")["job_id"] == job_id
     download = secured.request("GET", f"{JOBS}/{job_id}/download")
     assert download.content == b"hello, job server\n"
-    assert secured.put_result(job_id, True, "ok").status_code == 200
+    assert secured.put_result(job_id, True, "ok", worker_id="w1").status_code == 200
     assert secured.status(job_id)["status"] == "completed"

@@ -116,7 +116,7 @@ def test_download_only_while_processing(server, make_file) -> None:
     assert server.request("GET", f"{JOBS}/{job_id}/download").status_code == 403
     server.poll("w1", "document")
     assert server.request("GET", f"{JOBS}/{job_id}/download").status_code == 200
-    assert server.put_result(job_id).status_code == 200
+    assert server.put_result(job_id, worker_id="w1").status_code == 200
     assert server.request("GET", f"{JOBS}/{job_id}/download").status_code == 403
 
 
@@ -141,7 +141,8 @@ def test_success_result_completes_job_and_is_readable(server, make_file) -> None
     job_id = server.create(make_file(), "document")
     server.poll("w1", "document")
     response = server.put_result(job_id, True, "# Document: source.txt\n\nbody",
-                                 metadata={"content_type": "document"}, processing_time=1.5)
+                                 metadata={"content_type": "document"}, processing_time=1.5,
+                                 worker_id="w1")
     assert response.status_code == 200
     assert response.json() == {"status": "completed", "ingestion_continued": True}
     status = server.status(job_id)
@@ -156,7 +157,8 @@ def test_success_result_completes_job_and_is_readable(server, make_file) -> None
 def test_failure_result_fails_job_with_message(server, make_file) -> None:
     job_id = server.create(make_file(), "audio")
     server.poll("w1", "audio")
-    response = server.put_result(job_id, False, None, error_message="corrupt media")
+    response = server.put_result(job_id, False, None, error_message="corrupt media",
+                                 worker_id="w1")
     assert response.json() == {"status": "failed", "ingestion_continued": False}
     assert server.status(job_id)["error_message"] == "corrupt media"
 
@@ -164,8 +166,8 @@ def test_failure_result_fails_job_with_message(server, make_file) -> None:
 def test_same_result_twice_is_idempotent(server, make_file) -> None:
     job_id = server.create(make_file(), "document")
     server.poll("w1", "document")
-    first = server.put_result(job_id, True, "first")
-    again = server.put_result(job_id, True, "second run of the same job")
+    first = server.put_result(job_id, True, "first", worker_id="w1")
+    again = server.put_result(job_id, True, "second run of the same job", worker_id="w1")
     assert again.status_code == 200
     assert again.json() == first.json()
     assert server.result(job_id)["content"] == "first"
@@ -175,8 +177,9 @@ def test_same_result_twice_is_idempotent(server, make_file) -> None:
 def test_different_outcome_after_completion_is_refused(server, make_file) -> None:
     job_id = server.create(make_file(), "document")
     server.poll("w1", "document")
-    server.put_result(job_id, True, "good")
-    late_failure = server.put_result(job_id, False, None, error_message="timeout")
+    server.put_result(job_id, True, "good", worker_id="w1")
+    late_failure = server.put_result(job_id, False, None, error_message="timeout",
+                                     worker_id="w1")
     assert late_failure.status_code == 409
     assert server.status(job_id)["status"] == "completed"
     assert server.result(job_id)["content"] == "good"

@@ -32,10 +32,10 @@ def test_rule_matches_method_and_path_only(server, make_file) -> None:
     job_id = server.create(make_file(), "document")
     assert server.poll("w", "document")["job_id"] == job_id
     assert server.status(job_id)["status"] == "processing"
-    assert server.put_result(job_id).status_code == 500
-    assert server.put_result(job_id).status_code == 500
+    assert server.put_result(job_id, worker_id="w").status_code == 500
+    assert server.put_result(job_id, worker_id="w").status_code == 500
     server.clear_faults()
-    assert server.put_result(job_id).status_code == 200
+    assert server.put_result(job_id, worker_id="w").status_code == 200
 
 
 def test_delay_rule_passes_the_request_through(server) -> None:

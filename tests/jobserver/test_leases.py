@@ -62,14 +62,17 @@ def test_renew_unknown_or_not_processing_job(server, make_file) -> None:
     assert server.request("POST", f"{JOBS}/{job_id}/lease").status_code == 422
 
 
-def test_late_result_for_a_requeued_job_is_accepted(tmp_path, make_file) -> None:
+def test_late_result_for_a_requeued_job_is_refused(tmp_path, make_file) -> None:
+    """Once the lease lapsed the job has no holder: the late worker is told so (409) and the
+    job waits in the queue for the next one."""
     with running_jobserver(tmp_path / "s", lease_seconds=1, max_retries=3) as server:
         job_id = server.create(make_file(), "document")
         server.poll("w1", "document")
         server.wait_for(lambda: server.status(job_id)["status"] == "pending", 30, "re-queue")
-        assert server.put_result(job_id, True, "late but fine", worker_id="w1").status_code == 200
-        assert server.result(job_id)["content"] == "late but fine"
-        assert server.poll("w2", "document")["job_id"] is None
+        assert server.put_result(job_id, True, "late", worker_id="w1").status_code == 409
+        assert server.poll("w2", "document")["job_id"] == job_id
+        assert server.put_result(job_id, True, "fresh", worker_id="w2").status_code == 200
+        assert server.result(job_id)["content"] == "fresh"
 
 
 def test_lease_seconds_zero_turns_leases_off(tmp_path, make_file) -> None:

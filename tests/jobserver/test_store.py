@@ -50,9 +50,11 @@ def test_result_verdicts(tmp_path) -> None:
     ok = Outcome(True, "md", None, None, 1.0)
     assert store.submit_result(job.job_id, ok, "w2", now=2)[0] is ResultVerdict.CONFLICT
     assert store.submit_result(job.job_id, ok, "w1", now=2)[0] is ResultVerdict.APPLIED
-    assert store.submit_result(job.job_id, ok, None, now=3)[0] is ResultVerdict.DUPLICATE
+    assert store.submit_result(job.job_id, ok, "w1", now=3)[0] is ResultVerdict.DUPLICATE
+    assert store.submit_result(job.job_id, ok, None, now=3)[0] is ResultVerdict.CONFLICT
+    assert store.submit_result(job.job_id, ok, "w2", now=3)[0] is ResultVerdict.CONFLICT
     failure = Outcome(False, None, None, "boom", None)
-    assert store.submit_result(job.job_id, failure, None, now=4)[0] is ResultVerdict.CONFLICT
+    assert store.submit_result(job.job_id, failure, "w1", now=4)[0] is ResultVerdict.CONFLICT
     assert store.submit_result("missing", ok, None, now=4)[0] is ResultVerdict.NOT_FOUND
 
 

@@ -73,7 +73,8 @@ def test_submit_wait_prints_job_id_and_markdown(tmp_path, make_file) -> None:
         assert job["task_options"] == {"language": "en"}
         source = server.request("GET", f"{JOBS}/{job['job_id']}/download").content
         markdown = f"# Document: memo.txt\n\n{source.decode()}\n"
-        assert server.put_result(job["job_id"], True, markdown).status_code == 200
+        answer = server.put_result(job["job_id"], True, markdown, worker_id="worker-x")
+        assert answer.status_code == 200
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert out == f"{job['job_id']}\n{markdown}"
@@ -82,7 +83,8 @@ def test_submit_wait_prints_job_id_and_markdown(tmp_path, make_file) -> None:
 def test_submit_wait_reports_a_failed_job_with_exit_1(server, make_file) -> None:
     proc = _submit(server, str(make_file("bad.mp3")), "--type", "audio", "--wait")
     job = server.poll("worker-x", "audio", wait=60)
-    server.put_result(job["job_id"], False, None, error_message="no audio stream found")
+    server.put_result(job["job_id"], False, None, error_message="no audio stream found",
+                      worker_id="worker-x")
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1
     assert out.strip() == job["job_id"]

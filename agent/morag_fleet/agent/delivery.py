@@ -5,6 +5,11 @@ not mean it failed, and a second submission re-runs ingestion (a later failure c
 a completed job). After any unclear attempt we ask the job's status first; a result found in the
 outbox at start is unclear too, since the previous run may have died between the PUT and
 recording it (or a power cut may have lost that record).
+
+Why a refused or discarded result is not a success: a server that leases jobs gives a job whose
+lease ran out to another worker, and then hears only that worker (409 for us). A result the
+server answers 200 for but did not keep (its answer names another outcome) is discarded. Both are
+logged and counted as such, never retried: the job is someone else's now.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from morag_fleet.agent.journal import SPOOLED, Journal, JournalEntry
 from morag_fleet.jobs.client import MoragClient
@@ -37,6 +43,8 @@ class DeliveryOutcome:
     delivered: bool  # nothing more to do for this job (accepted, already there, or dropped)
     note: str
     dropped: bool = False  # the server no longer wanted it (gone, or another worker's now)
+    refused: bool = False  # 409: the job is not ours any more (lease lapsed, another holder)
+    discarded: bool = False  # accepted with 200, but the server kept another outcome
 
 
 # Told once per job when its delivery ends, whichever thread delivered it (the fleet's view).
@@ -97,18 +105,22 @@ class Deliverer:
             unclear = entry.submit_tries > 0 or job_id in self._unclear
             self._unclear.discard(job_id)
         try:
-            if unclear and self._already_final(job_id):
-                self._journal.mark_delivered(job_id)
-                log.info("result_confirmed", job_id=job_id, tries=entry.submit_tries)
-                return DeliveryOutcome(True, "server already has the result")
+            final = self._already_final(job_id) if unclear else None
+            if final is not None:
+                return self._finished_elsewhere(entry, final)
             answer = self._client.submit_result(job_id, JobResult.from_json(entry.result))
         except ApiUnavailable as exc:
             delay = self._retry_delay(entry.submit_tries)
             self._journal.record_submit_failure(job_id, str(exc), delay)
             log.warning("result_spooled", job_id=job_id, retry_in=round(delay, 1), error=str(exc))
             return DeliveryOutcome(False, f"API unavailable, retry in {delay:.0f} s")
-        except (ApiNotFound, ApiConflict) as exc:
-            # The server no longer knows this job, or gave it to another worker: nothing to do.
+        except ApiConflict as exc:
+            self._journal.mark_delivered(job_id)
+            log.error("result_refused", job_id=job_id, success=entry.result.get("success"),
+                      reason=str(exc))
+            return DeliveryOutcome(True, f"refused: {exc}", dropped=True, refused=True)
+        except ApiNotFound as exc:
+            # The server no longer knows this job: nothing to do.
             self._journal.mark_delivered(job_id)
             log.error("result_dropped", job_id=job_id, reason=str(exc))
             return DeliveryOutcome(True, f"dropped: {exc}", dropped=True)
@@ -118,19 +130,41 @@ class Deliverer:
             log.error("result_rejected", job_id=job_id, error=str(exc))
             return DeliveryOutcome(False, f"rejected: {exc}")
         self._journal.mark_delivered(job_id)
-        log.info("result_submitted", job_id=job_id, status=answer.get("status"),
+        status = answer.get("status")
+        if status in FINAL_STATES and (status == "completed") != bool(entry.result.get("success")):
+            log.error("result_discarded", job_id=job_id, status=status,
+                      success=entry.result.get("success"),
+                      reason="the server answered 200 but kept another outcome")
+            return DeliveryOutcome(True, f"discarded: the job is {status}", dropped=True,
+                                   discarded=True)
+        log.info("result_submitted", job_id=job_id, status=status,
                  success=entry.result.get("success"), tries=entry.submit_tries + 1)
-        return DeliveryOutcome(True, str(answer.get("status", "submitted")))
+        return DeliveryOutcome(True, str(status or "submitted"))
 
-    def _already_final(self, job_id: str) -> bool:
-        """After an unclear attempt: did it land after all?"""
+    def _already_final(self, job_id: str) -> dict[str, Any] | None:
+        """After an unclear attempt: the job's status if it is finished (by our earlier attempt,
+        or by another worker), else None."""
         try:
             status = self._client.job_status(job_id)
         except ApiNotFound:
             raise
         except ApiError:
-            return False
-        return status.get("status") in FINAL_STATES
+            return None
+        return status if status.get("status") in FINAL_STATES else None
+
+    def _finished_elsewhere(self, entry: JournalEntry, status: dict[str, Any]
+                            ) -> DeliveryOutcome:
+        """The job is final on the server already: our earlier attempt landed, unless the
+        server names another worker as the one that finished it."""
+        self._journal.mark_delivered(entry.job_id)
+        other = status.get("worker_id")
+        if other and other != self._client.settings.worker_id:
+            log.error("result_refused", job_id=entry.job_id, finished_by=other,
+                      reason="another worker finished the job")
+            return DeliveryOutcome(True, f"refused: finished by {other}", dropped=True,
+                                   refused=True)
+        log.info("result_confirmed", job_id=entry.job_id, tries=entry.submit_tries)
+        return DeliveryOutcome(True, "server already has the result")
 
     def _retry_delay(self, tries: int) -> float:
         backoff = Backoff(base=1.0, cap=self._retry_cap)

@@ -10,6 +10,13 @@ delivery marks only need to survive our own crash (`synchronous=NORMAL`), becaus
 after a power cut merely re-runs a job we still hold or asks the server for its status before
 resubmitting. The next synced commit carries the unsynced ones to disk with it. The levels are two
 connections (the setting is per connection), and a one-statement write is its own transaction.
+
+Why a checkpoint after each synced write: in WAL mode a commit lives only in the `-wal` file
+until a checkpoint copies it into the main file, and SQLite silently drops a WAL that is missing
+or fails its checksum. A claim kept only there would be forgotten with it. So every synced write
+is followed by `wal_checkpoint(TRUNCATE)`: the main file holds it and the WAL is empty again.
+Damage and loss are detected, not survived silently (`journal_check`): `damage` lists what was
+found when the journal was opened.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from morag_fleet.agent.journal_check import WriteMarker, missing_writes, wal_damage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -40,7 +49,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at    REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_phase ON jobs(phase);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+# Cheap writes alone (retries during a long API outage) also checkpoint now and then, so the WAL
+# stays bounded with automatic checkpoints off.
+UNSYNCED_CHECKPOINT_EVERY = 500
+COUNT_WRITE = ("INSERT INTO meta(name, value) VALUES ('writes', 1)"
+               " ON CONFLICT(name) DO UPDATE SET value = value + 1")
 
 # claimed -> downloading -> converting -> spooled (result written) -> delivered
 ACTIVE_PHASES = ("claimed", "downloading", "converting")
@@ -69,33 +84,85 @@ class Journal:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / "journal.sqlite3"
         self._lock = threading.Lock()
-        self._db = self._connect("FULL")
-        self._db.executescript(SCHEMA)
+        self._marker = WriteMarker(state_dir / "journal.marker")
+        marked = self._marker.read()
+        existed = self.path.exists()
+        found = wal_damage(self.path.with_name(self.path.name + "-wal"))
+        self.damage: list[str] = [found] if found else []
+        self._db = self._open()
         self._unsynced_db = self._connect("NORMAL")
+        self._writes = self._count_writes()
+        self._unsynced_writes = 0
+        lost = missing_writes(self.path, self._writes if existed else None, marked)
+        self.damage += [lost] if lost else []
+        if marked != self._writes:
+            self._marker.set(self._writes)  # from here on, count from what the file holds
+
+    def _open(self) -> sqlite3.Connection:
+        """A journal SQLite cannot read is moved aside (kept for a person to look at) and a
+        fresh one started; the loss is reported in `damage`."""
+        try:
+            db = self._connect("FULL")
+            db.executescript(SCHEMA)
+            return db
+        except sqlite3.DatabaseError as exc:
+            aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+            for suffix in ("", "-wal", "-shm"):
+                source = self.path.with_name(self.path.name + suffix)
+                if source.exists():
+                    source.rename(aside.with_name(aside.name + suffix))
+            self.damage.append(f"{self.path} is unreadable ({exc}); moved to {aside}: every "
+                               "job it held is forgotten")
+        db = self._connect("FULL")
+        db.executescript(SCHEMA)
+        return db
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={synchronous}")
+        db.execute("PRAGMA wal_autocheckpoint=0")  # only our TRUNCATE checkpoints (see above)
         return db
+
+    def _count_writes(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'writes'").fetchone()
+        return int(row[0]) if row else 0
 
     def _write(self, sql: str, args: tuple[Any, ...], synced: bool = True) -> sqlite3.Cursor:
         """One statement, committed on return; `synced=False` for writes a power cut may lose
         without losing a job (see above)."""
+        if synced:
+            with self._tx() as db:
+                return db.execute(sql, args)
         with self._lock:
-            return (self._db if synced else self._unsynced_db).execute(sql, args)
+            cursor = self._unsynced_db.execute(sql, args)
+            self._unsynced_writes += 1
+            if self._unsynced_writes >= UNSYNCED_CHECKPOINT_EVERY:
+                self._checkpoint()
+            return cursor
+
+    def _checkpoint(self) -> None:
+        """Everything committed so far into the main file, and the WAL emptied; under the lock."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._unsynced_writes = 0
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        """Several statements as one synced transaction."""
+        """Several statements as one synced, counted transaction, checkpointed into the main
+        file. The marker is bumped first, so a lost write is never missing from it."""
         with self._lock:
+            self._marker.set(self._writes + 1)
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute(COUNT_WRITE)
             except BaseException:
                 self._db.execute("ROLLBACK")
+                self._marker.set(self._writes)
                 raise
             self._db.execute("COMMIT")
+            self._writes += 1
+            self._checkpoint()
 
     def record_claim(self, job_id: str, content_type: str, job: dict[str, Any]) -> bool:
         """False when this job is already in hand here (a duplicate claim from a racy server)."""
@@ -180,3 +247,4 @@ class Journal:
         with self._lock:
             self._unsynced_db.close()
             self._db.close()
+            self._marker.close()

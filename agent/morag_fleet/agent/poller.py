@@ -115,6 +115,8 @@ class Poller:
             if isinstance(exc, ApiProtocolError) and exc.claimed_job_id:
                 self._on_bad_claim(exc.claimed_job_id, f"the server's job answer is malformed: "
                                                        f"{exc}")
+            if self._stopping.is_set():
+                return 0.0  # the stop path cut the poll off: not a failure
             delay = errors.next()
             log.warning("poll_failed", error=str(exc), retry_in=round(delay, 2))
             return delay

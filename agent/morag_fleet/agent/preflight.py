@@ -104,9 +104,24 @@ def check_cpu_budget(settings: AgentSettings) -> CheckResult:
     return CheckResult("cpu budget", True, detail, required=False)
 
 
+def check_journal(settings: AgentSettings) -> CheckResult:
+    """Damage the agent found in its journal at a start, or finds now: the jobs it lost may need
+    a person (the server may still wait for them)."""
+    from morag_fleet.agent.journal_check import inspect_offline
+
+    try:
+        findings = inspect_offline(settings.state_dir)
+    except OSError as exc:
+        return CheckResult("journal", False, f"cannot be read: {exc}", required=False)
+    if findings:
+        return CheckResult("journal", False, "DAMAGED: " + "; ".join(findings), required=False)
+    return CheckResult("journal", True, "intact", required=False)
+
+
 def run_checks(settings: AgentSettings, include_network: bool = True) -> list[CheckResult]:
     results = [
         _writable_dir("state_dir", settings.state_dir),
+        check_journal(settings),
         _writable_dir("temp_dir", settings.temp_dir),
         check_cpu_budget(settings),
         *check_converters(settings),

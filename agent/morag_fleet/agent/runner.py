@@ -143,7 +143,6 @@ class JobRunner:
                       "mime_type": source.mime_type, "file_size": source.size,
                       "checksum": source.sha256},
         )
-        renew = LeaseRenewer(self.client, job)
         last_emit = [0.0]
 
         def on_progress(fraction: float | None, message: str | None) -> None:
@@ -156,7 +155,7 @@ class JobRunner:
         t0 = time.monotonic()
         try:
             outcome = slot.convert(request, self.settings.job_timeout(job.content_type),
-                                   on_progress, self.abort.is_set, renew.tick)
+                                   on_progress, self.abort.is_set)
         except SlotAborted:
             raise JobAborted() from None
         if outcome.recycled:
@@ -164,26 +163,6 @@ class JobRunner:
         log.info("job_converted", job_id=job.job_id, ok=outcome.ok, slot=slot.index,
                  duration_s=round(time.monotonic() - t0, 3), error=outcome.error or None)
         return outcome
-
-
-class LeaseRenewer:
-    """Renews the job's lease on servers that hand one out (the poll answer says so)."""
-
-    def __init__(self, client: MoragClient, job: Job) -> None:
-        self._client = client
-        self._job = job
-        self._every = job.lease_seconds / 3 if job.lease_seconds else None
-        self._last = time.monotonic()
-
-    def tick(self) -> None:
-        if self._every is None or time.monotonic() - self._last < self._every:
-            return
-        self._last = time.monotonic()
-        try:
-            if not self._client.renew_lease(self._job.job_id):
-                log.warning("lease_lost", job_id=self._job.job_id)
-        except Exception as exc:  # a failed renewal must never fail the conversion
-            log.warning("lease_renew_failed", job_id=self._job.job_id, error=str(exc))
 
 
 def _clean_metadata(metadata: dict[str, Any], job: Job, source: DownloadedFile) -> dict[str, Any]:

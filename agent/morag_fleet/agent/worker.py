@@ -18,7 +18,9 @@ from typing import Any
 from morag_fleet import __version__
 from morag_fleet.agent.delivery import BackgroundDelivery, Deliverer, DeliveryOutcome
 from morag_fleet.agent.diskguard import DiskGuard
-from morag_fleet.agent.journal import Journal, JournalEntry
+from morag_fleet.agent.journal import DELIVERED, Journal, JournalEntry
+from morag_fleet.agent.journal_check import record_damage
+from morag_fleet.agent.leases import LeaseKeeper
 from morag_fleet.agent.poller import Poller
 from morag_fleet.agent.runner import ABORTED_REASON, ActiveJob, JobRunner
 from morag_fleet.agent.slots import SlotProcess
@@ -47,7 +49,9 @@ class Agent:
                               self._disk_changed)
         self._install_signals = install_signals
         self._signals_seen = 0
-        self._counters = {"claimed": 0, "completed": 0, "failed": 0, "spooled": 0}
+        # refused/discarded: results the server would not keep (the job was another's by then)
+        self._counters = {"claimed": 0, "completed": 0, "failed": 0, "spooled": 0, "refused": 0,
+                          "discarded": 0}
         self._counter_lock = threading.Lock()
         self._active: dict[str, ActiveJob] = {}
         self._work: queue.Queue[tuple[Job, bool]] = queue.Queue()
@@ -57,6 +61,7 @@ class Agent:
         self._client_stop = threading.Event()
         self.client = MoragClient(settings, stop=self._client_stop)
         self.journal = Journal(settings.state_dir)
+        self.leases = LeaseKeeper(self.client, self._client_stop)  # renews until delivered
         self.deliverer = Deliverer(self.client, self.journal, settings.outbox_retry_max,
                                    on_final=self._delivered)
         self.content_types = self._usable_content_types()
@@ -94,7 +99,9 @@ class Agent:
         log.info("agent_started", worker_id=self.settings.worker_id, version=__version__,
                  content_types=self.content_types, slots=len(self.slots),
                  api=self.settings.api_base_url)
+        self._report_journal_damage()
         self._replay_journal()
+        self._recover_forgotten()
         self._start_threads()
         self.notifier.notify("READY=1\nSTATUS=polling")
         self.ready.set()
@@ -135,6 +142,7 @@ class Agent:
         for slot in self.slots:
             self._spawn(self._slot_loop, f"slot-{slot.index}", slot)
         self._spawn(self._outbox_loop, "outbox")
+        self._spawn(self.leases.run, "leases")
         self.poller.start(self._spawn)
 
     def _spawn(self, target: Callable[..., None], name: str, *args: Any) -> threading.Thread:
@@ -153,6 +161,9 @@ class Agent:
             log.error("thread_died", threads=dead)
 
     def _shutdown(self) -> int:
+        # First: no claim from here on. A held long poll is cut off now, so the server does not
+        # hand it a job that this agent would have to run or leave unreported.
+        self.client.close_polls()
         grace = self.settings.shutdown_grace
         log.info("agent_draining", active=len(self._active), grace_s=grace)
         self.notifier.notify("STOPPING=1\nSTATUS=draining")
@@ -180,7 +191,8 @@ class Agent:
         for slot in self.slots:
             slot.stop()
         depth = self.journal.outbox_depth()
-        log.info("agent_stopped", aborted=self.aborting.is_set(), outbox_depth=depth)
+        log.info("agent_stopped", aborted=self.aborting.is_set(), outbox_depth=depth,
+                 counters=self.counters())
         self.publisher.agent_event("stopped", outbox_depth=depth)
         self.publisher.close()
         self.client.close()
@@ -195,6 +207,7 @@ class Agent:
             self._free_slots.release()
             return
         self._count("claimed")
+        self.leases.hold(job.job_id, job.lease_seconds)
         log.info("job_claimed", job_id=job.job_id, content_type=job.content_type)
         self.publisher.job_event(job.job_id, "claimed", content_type=job.content_type)
         self._work.put((job, True))
@@ -261,6 +274,12 @@ class Agent:
         """The job's last event for the controller, sent by whichever thread delivered it (a
         result sent by the outbox after an outage counts as much as one sent at once)."""
         result = entry.result or {}
+        self.leases.release(entry.job_id)
+        if outcome.refused or outcome.discarded:
+            kind = "refused" if outcome.refused else "discarded"
+            self._count(kind)
+            self.publisher.job_event(entry.job_id, f"result_{kind}", error=outcome.note)
+            return
         if outcome.dropped:
             self.publisher.job_event(entry.job_id, "failed", error=outcome.note)
             return
@@ -275,7 +294,10 @@ class Agent:
 
     def _replay_journal(self) -> None:
         """A previous run died: finished results wait in the outbox (the outbox thread sends
-        them); interrupted jobs are re-run, unless they keep crashing the agent."""
+        them); interrupted jobs are re-run, unless they keep crashing the agent. Leases are
+        renewed for all of them until their results are delivered."""
+        for entry in [*self.journal.interrupted(), *self.journal.outbox()]:
+            self.leases.hold(entry.job_id, entry.job.get("lease_seconds"))
         for entry in self.journal.interrupted():
             crashes = self.journal.record_crash(entry.job_id)
             if crashes >= self.settings.max_job_crashes:
@@ -306,9 +328,43 @@ class Agent:
         ours = status.get("status") == "processing" and status.get("worker_id") in (
             None, self.settings.worker_id)
         if not ours:
+            self.leases.release(entry.job_id)
             self.journal.mark_delivered(entry.job_id)
             log.warning("job_taken_back", job_id=entry.job_id, status=status.get("status"))
         return ours
+
+    def _report_journal_damage(self) -> None:
+        """A damaged or lost journal is said loudly, kept for `morag-agent check`, and sent to
+        the controller; the jobs it forgot are found again through the server where it can
+        say which jobs this worker holds (`_recover_forgotten`)."""
+        if not self.journal.damage:
+            return
+        for finding in self.journal.damage:
+            log.error("journal_damaged", path=str(self.journal.path), lost=finding)
+        record_damage(self.settings.state_dir, self.journal.damage)
+        self.publisher.agent_event("journal_damaged", findings=self.journal.damage)
+
+    def _recover_forgotten(self) -> None:
+        """Jobs the server holds for this worker that the journal does not know are run again:
+        the server still waits for them, and running them is the one way to report them with a
+        result. Servers without the held-jobs endpoint (MoRAG) answer None: nothing to compare."""
+        try:
+            held = self.client.held_jobs()
+        except ApiError as exc:
+            log.warning("held_jobs_unknown", error=str(exc))
+            return
+        for job in held or []:
+            entry = self.journal.get(job.job_id)
+            if entry is not None and entry.phase != DELIVERED:
+                continue
+            if not self.journal.record_claim(job.job_id, job.content_type, dataclasses.asdict(job)):
+                continue
+            log.error("job_forgotten", job_id=job.job_id, content_type=job.content_type,
+                      reason="the server holds this job for this worker but the journal had "
+                      "no record of it; running it again")
+            self._count("claimed")
+            self.leases.hold(job.job_id, job.lease_seconds)
+            self._work.put((job, False))
 
     # ----- views -------------------------------------------------------------------------------
     def _count(self, name: str) -> None:

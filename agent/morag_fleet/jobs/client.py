@@ -1,4 +1,5 @@
-"""The MoRAG remote-jobs API over one `requests.Session`, shared by every slot thread.
+"""The MoRAG remote-jobs API over one `requests.Session`, shared by every slot thread (polls
+use a second one, whose connections the stop path can cut off: `pollsockets`).
 
 Reads (poll, status, download, lease renewal) are retried on connection errors, timeouts, 408, 429
 and 5xx with capped jittered backoff that honours Retry-After, a bounded number of times, then
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,7 @@ from morag_fleet.jobs.errors import (
     redact,
 )
 from morag_fleet.jobs.models import ConnectionReport, DownloadedFile, Job, JobResult
+from morag_fleet.jobs.pollsockets import PollSockets
 from morag_fleet.jobs.retry import Backoff, parse_retry_after, wait_or_stop
 from morag_fleet.log import get_logger, register_secret
 from morag_fleet.settings import AgentSettings
@@ -106,12 +109,18 @@ class MoragClient:
         self._verify = _tls_verify(settings)
         self._proxies: dict[tuple[str, str], dict[str, str]] = {}
         self._session = session or self._new_session(settings.max_concurrent_jobs)
+        # Polls go over a session of their own whose sockets `close_polls` can shut down.
+        self._poll_sockets = PollSockets()
+        self._poll_session = session or self._new_session(
+            settings.max_concurrent_jobs, self._poll_sockets.adapter)
 
     @staticmethod
-    def _new_session(slots: int) -> requests.Session:
+    def _new_session(slots: int, adapter_cls: Callable[..., HTTPAdapter] = HTTPAdapter
+                     ) -> requests.Session:
         session = requests.Session()
         # retries are ours (backoff, Retry-After, stop event), so urllib3's are off
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(8, 2 * slots + 4), max_retries=0)
+        adapter = adapter_cls(pool_connections=4, pool_maxsize=max(8, 2 * slots + 4),
+                              max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers["User-Agent"] = "morag-fleet-agent"
@@ -128,7 +137,14 @@ class MoragClient:
         self.close()
 
     def close(self) -> None:
+        self.close_polls()
         self._session.close()
+        self._poll_session.close()
+
+    def close_polls(self) -> None:
+        """No poll from now on, and the ones in flight end at once (see `pollsockets`): the
+        stop path calls this so that a held long poll cannot claim a job for a stopping agent."""
+        self._poll_sockets.close()
 
     # ----- URLs -------------------------------------------------------------------------------
 
@@ -170,41 +186,47 @@ class MoragClient:
         retry: bool = True,
         read_body: bool = True,
         timeout: tuple[float, float] | None = None,
+        session: requests.Session | None = None,
+        also_stop: threading.Event | None = None,
         **kwargs: Any,
     ) -> tuple[requests.Response, bytes]:
         """The first answer that is not worth retrying, with its body (bounded) when
         `read_body`; otherwise the response is still open for streaming and the body is b"".
-        Raises ApiUnavailable when retries are exhausted, disabled, or `stop` is set."""
+        Raises ApiUnavailable when retries are exhausted, disabled, or `stop` (or `also_stop`)
+        is set."""
         backoff = Backoff(base=self.retry.base, cap=self.retry.cap)
         timeout = timeout or (self.settings.connect_timeout, self.settings.read_timeout)
+        stops = [event for event in (self.stop, also_stop) if event is not None]
         attempt = 0
         while True:
             attempt += 1
-            failure = self._attempt(method, url, what, timeout, read_body, kwargs)
+            failure = self._attempt(method, url, what, timeout, read_body, kwargs,
+                                    session or self._session)
             if isinstance(failure, tuple):
                 return failure
             last_try = not retry or attempt >= self.retry.max_attempts
             too_long = (failure.retry_after or 0.0) > self.retry.max_retry_after
-            if last_try or too_long:
+            cut_off = also_stop is not None and also_stop.is_set()  # e.g. polls closed on stop
+            if last_try or too_long or cut_off:
                 raise failure
             delay = backoff.next(failure.retry_after)
             log.warning("api_retry", call=what, attempt=attempt, delay=round(delay, 2),
                         error=failure.message)
-            if wait_or_stop(delay, self.stop):
+            if _wait_or_any_stop(delay, stops):
                 raise ApiUnavailable(f"{what}: stopped while waiting to retry ({failure.message})",
                                      status=failure.status)
 
     def _attempt(
         self, method: str, url: str, what: str, timeout: tuple[float, float], read_body: bool,
-        kwargs: dict[str, Any],
+        kwargs: dict[str, Any], session: requests.Session,
     ) -> tuple[requests.Response, bytes] | ApiUnavailable:
         """One try: the response, or the retryable failure it amounted to. The token goes only
         to the API's own origin (a source URL may point elsewhere)."""
         use_auth = self._auth if self._same_origin(url) else None
         try:
-            response = self._session.request(method, url, timeout=timeout, auth=use_auth,
-                                             verify=self._verify, stream=True,
-                                             proxies=self._proxies_for(url), **kwargs)
+            response = session.request(method, url, timeout=timeout, auth=use_auth,
+                                       verify=self._verify, stream=True,
+                                       proxies=self._proxies_for(url), **kwargs)
         except requests.exceptions.SSLError as exc:
             return ApiUnavailable(f"{what}: TLS failure: {self.scrub(exc)}")
         except RETRYABLE_ERRORS as exc:
@@ -317,8 +339,11 @@ class MoragClient:
         if wait > 0:
             params["wait"] = f"{wait:g}"
         timeout = (self.settings.connect_timeout, self.settings.read_timeout + max(wait, 0.0))
+        if self._poll_sockets.closed.is_set():
+            raise ApiUnavailable("poll: polling was closed (the agent is stopping)")
         response, body = self.send("GET", self.api_url("/poll"), "poll", params=params,
-                                   timeout=timeout)
+                                   timeout=timeout, session=self._poll_session,
+                                   also_stop=self._poll_sockets.closed)
         if response.status_code == 204:
             return None
         self.check(response, body, "poll")
@@ -379,6 +404,22 @@ class MoragClient:
             raise ApiProtocolError(f"status {job_id}: answer has no 'status' string")
         return data
 
+    def held_jobs(self) -> list[Job] | None:
+        """The jobs the server has processing by this worker, on servers that can say (the
+        reference one); None where the server has no such endpoint (MoRAG answers 404). One
+        try: it is asked at start, which must not wait out an outage."""
+        what = "held jobs"
+        response, body = self.send("GET", self.api_url("/held"), what, retry=False,
+                                   params={"worker_id": self.settings.worker_id})
+        if response.status_code in (404, 405):
+            return None
+        self.check(response, body, what)
+        data = self.parse_json(response, body, what)
+        jobs = data.get("jobs") if isinstance(data, dict) else None
+        if not isinstance(jobs, list):
+            raise ApiProtocolError(f"{what}: answer has no 'jobs' list")
+        return [job for item in jobs if (job := Job.from_poll(item)) is not None]
+
     def renew_lease(self, job_id: str) -> bool:
         """Extend the lease on a server that has leases. False when the job is no longer ours
         (404/409/410) or the server has no lease endpoint (404/405 on MoRAG)."""
@@ -405,6 +446,20 @@ class MoragClient:
             auth=self._auth if self._same_origin(url) else None, verify=self._verify,
             stream=True, proxies=self._proxies_for(url))
         return response, self._read_bounded(response, "GET")
+
+
+def _wait_or_any_stop(delay: float, stops: Sequence[threading.Event]) -> bool:
+    """`wait_or_stop` for one or two events; with two it looks at both every tenth of a second
+    (only while backing off between retries)."""
+    if len(stops) < 2:
+        return wait_or_stop(delay, stops[0] if stops else None)
+    deadline = time.monotonic() + delay
+    while not any(event.is_set() for event in stops):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        stops[0].wait(min(left, 0.1))
+    return True
 
 
 def _tls_verify(settings: AgentSettings) -> bool | str:

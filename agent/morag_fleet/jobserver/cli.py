@@ -45,6 +45,9 @@ def _register_jobserver(subparsers: Any) -> None:
                    help="expire unclaimed jobs as MoRAG does (audio 30 min, video 60, "
                         "document 15, others 60); default off")
     p.add_argument("--max-wait", type=float, default=60.0, help="longest long poll (seconds)")
+    p.add_argument("--anonymous-results", action="store_true",
+                   help="accept a result that names no worker_id (clients speaking only MoRAG's "
+                        "plain contract); off: only the worker holding a job may report it")
     p.add_argument("--enable-fault-injection", action="store_true",
                    help="test only: POST/DELETE /_faults scripts errors and cut connections")
     p.add_argument("--log-level", default="INFO")
@@ -84,6 +87,7 @@ def run_jobserver(args: argparse.Namespace) -> int:
             expire=args.expire,
             fault_injection=args.enable_fault_injection,
             max_wait=args.max_wait,
+            anonymous_results=args.anonymous_results,
         )
         config.data_dir.mkdir(parents=True, exist_ok=True)
     except (ValueError, OSError) as exc:

@@ -21,6 +21,9 @@ class ServerConfig:
     expire: bool = False  # MoRAG's expiry from creation time; off by default
     fault_injection: bool = False
     max_wait: float = MAX_LONG_POLL_SECONDS
+    # accept a result PUT naming no worker (MoRAG's plain clients); then anyone can finish a
+    # job another worker holds, so it is off unless asked for (docs/durability.md)
+    anonymous_results: bool = False
     # directories whose files a created job may name; none given: the upload dir only
     source_roots: tuple[Path, ...] = ()
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES

@@ -124,8 +124,12 @@ async def poll(
     signal = state.signal
     while True:
         generation = signal.generation
+        if await request.is_disconnected():
+            return views.no_job()  # nobody would read the answer: claim nothing
         job = await state.claim(worker_id, types)
         if job is not None:
+            if await _gone(request, state, job, worker_id):
+                return views.no_job()
             lease = state.config.lease_seconds if state.config.leases_enabled else None
             return views.claimed_job(job, lease)
         remaining = deadline - now_epoch()
@@ -135,6 +139,30 @@ async def poll(
             return views.no_job()
         if await request.is_disconnected():
             return views.no_job()
+
+
+async def _gone(request: Request, state: ServerState, job: Job, worker_id: str) -> bool:
+    """The worker hung up while its claim was made (an agent shutting down closes its long
+    poll): the claim is rolled back, so the job is not left processing by a worker that never
+    learns of it."""
+    if not await request.is_disconnected():
+        return False
+    await run_in_threadpool(state.store.unclaim, job.job_id, worker_id)
+    log.info("claim_rolled_back", job_id=job.job_id, worker_id=worker_id,
+             reason="the worker disconnected before the answer")
+    return True
+
+
+@router.get("/held")
+async def held(
+    state: State, worker_id: Annotated[str, Query(min_length=1)]
+) -> dict[str, Any]:
+    """The jobs this server has processing by `worker_id`, each shaped like a poll answer, so
+    a worker whose own record of them was lost can run or report them (an extension; MoRAG
+    answers 404)."""
+    lease = state.config.lease_seconds if state.config.leases_enabled else None
+    jobs = await run_in_threadpool(state.store.held, worker_id)
+    return {"worker_id": worker_id, "jobs": [views.claimed_job(job, lease) for job in jobs]}
 
 
 @router.get("/_stats")
@@ -163,19 +191,25 @@ async def submit_result(
     state: State,
     worker_id: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
-    """`worker_id` (optional, an extension) lets the server refuse a result from a worker whose
-    lease ran out and whose job another worker now runs."""
+    """`worker_id` (an extension) names the reporting worker: only the job's holder is heard,
+    so a worker whose lease ran out, or a caller naming nobody, cannot replace the holder's
+    result (unless the server accepts anonymous results, as MoRAG does)."""
     outcome = Outcome(
         body.success, body.content, body.metadata, body.error_message, body.processing_time
     )
     verdict, job = await run_in_threadpool(
-        state.store.submit_result, job_id, outcome, worker_id, now_epoch()
+        state.store.submit_result, job_id, outcome, worker_id, now_epoch(),
+        state.config.anonymous_results,
     )
     if verdict is ResultVerdict.NOT_FOUND or job is None:
         raise HTTPException(status_code=404, detail="Job not found")
     if verdict is ResultVerdict.CONFLICT:
         detail = f"Job is {job.status}" + (f" by worker {job.worker_id}" if job.worker_id else "")
-        raise HTTPException(status_code=409, detail=f"{detail}; result not accepted")
+        log.warning("job_result_refused", job_id=job_id, worker_id=worker_id, status=job.status)
+        raise HTTPException(
+            status_code=409,
+            detail=f"{detail}; result not accepted: only the worker holding the job may report it",
+        )
     log.info("job_result", job_id=job_id, status=job.status, verdict=verdict.value)
     return views.result_accepted(job)
 

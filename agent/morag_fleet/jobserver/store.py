@@ -43,7 +43,10 @@ CREATE INDEX IF NOT EXISTS jobs_source ON jobs (source_file_path);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
-COUNTER_NAMES = ("claims", "duplicate_results", "lease_renewals", "lease_expiries", "results")
+COUNTER_NAMES = (
+    "claims", "claims_rolled_back", "duplicate_results", "lease_renewals", "lease_expiries",
+    "refused_results", "results",
+)
 
 
 @dataclass(frozen=True)
@@ -218,29 +221,31 @@ class JobStore:
         return (LeaseVerdict.NOT_HELD if exists else LeaseVerdict.NOT_FOUND), None
 
     def submit_result(
-        self, job_id: str, outcome: Outcome, worker_id: str | None, now: float
+        self, job_id: str, outcome: Outcome, worker_id: str | None, now: float,
+        anonymous: bool = False,
     ) -> tuple[ResultVerdict, Job | None]:
-        """Finish a job once. A repeat of the same outcome is a harmless duplicate; a worker
-        that names itself but no longer holds the job (its lease ran out and another worker
-        claimed it) is refused, so a stale result cannot overwrite a fresh run."""
+        """Finish a job once, and only from the worker holding it: a result from anyone else
+        (a worker whose lease ran out, a caller naming no worker) would overwrite or be silently
+        dropped in place of the holder's. The holder repeating its outcome is a harmless
+        duplicate. `anonymous` accepts a result that names no worker for a job still processing,
+        for clients that speak only MoRAG's plain contract."""
         with self._transaction() as db:
             row = db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
             if row is None:
                 return ResultVerdict.NOT_FOUND, None
             job = Job.from_row(row)
-            if job.status in ("completed", "failed"):
-                if job.success is not None and job.success == outcome.success:
-                    self._bump(db, "duplicate_results")
-                    return ResultVerdict.DUPLICATE, job
-                return ResultVerdict.CONFLICT, job
-            held_by_other = job.status == "processing" and worker_id and job.worker_id != worker_id
-            if held_by_other:
+            holder = worker_id is not None and worker_id == job.worker_id
+            finished = job.status in ("completed", "failed")
+            if finished and holder and job.success == outcome.success:
+                self._bump(db, "duplicate_results")
+                return ResultVerdict.DUPLICATE, job
+            if job.status != "processing" or not (holder or (anonymous and worker_id is None)):
+                self._bump(db, "refused_results")
                 return ResultVerdict.CONFLICT, job
             row = db.execute(
                 "UPDATE jobs SET status = ?, success = ?, content = ?, metadata = ?,"
                 " error_message = ?, processing_time = ?, completed_at = ?,"
-                " lease_expires_at = NULL, worker_id = COALESCE(worker_id, ?)"
-                " WHERE job_id = ? RETURNING *",
+                " lease_expires_at = NULL WHERE job_id = ? RETURNING *",
                 (
                     "completed" if outcome.success else "failed",
                     int(outcome.success),
@@ -249,12 +254,35 @@ class JobStore:
                     outcome.error_message,
                     outcome.processing_time,
                     now,
-                    worker_id,
                     job_id,
                 ),
             ).fetchone()
             self._bump(db, "results")
         return ResultVerdict.APPLIED, Job.from_row(row)
+
+    def unclaim(self, job_id: str, worker_id: str) -> bool:
+        """Undo a claim whose answer never reached the worker (it hung up first): the job goes
+        back to the queue as if never handed out, so it is neither orphaned nor counted as a
+        retry."""
+        with self._transaction() as db:
+            row = db.execute(
+                "UPDATE jobs SET status = 'pending', worker_id = NULL, started_at = NULL,"
+                " lease_expires_at = NULL WHERE job_id = ? AND status = 'processing'"
+                " AND worker_id = ? RETURNING job_id",
+                (job_id, worker_id),
+            ).fetchone()
+            if row is not None:
+                self._bump(db, "claims_rolled_back")
+        return row is not None
+
+    def held(self, worker_id: str) -> list[Job]:
+        """The jobs processing by this worker: what it must report, whatever its memory says."""
+        db = self._connection()
+        rows = db.execute(
+            "SELECT * FROM jobs WHERE status = 'processing' AND worker_id = ? ORDER BY seq",
+            (worker_id,),
+        ).fetchall()
+        return [Job.from_row(row) for row in rows]
 
     def expire_leases(self, now: float, max_retries: int) -> Expired:
         """Processing jobs whose lease ran out go back to pending, or fail once they have been
