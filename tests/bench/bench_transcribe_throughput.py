@@ -7,8 +7,10 @@ N speech files of known text (espeak-ng) are transcribed:
 - by one `morag-agent` process at its defaults (slots, CPU budget, decoding settings), through
   the reference job server, from the first upload until every job is completed;
 - directly: one process using every core (`cpu_threads` = cores), files one after another;
-- directly: one single-thread process per core, files shared round-robin.
-Direct runs use the agent's default decoding settings and count process start and model load,
+- directly: one single-thread process per core, files shared round-robin;
+each both sequential (`WhisperModel.transcribe`) and batched (`BatchedInferencePipeline` with the
+agent's default batch size). Direct runs use the agent's default beam and word timestamps and
+count process start and model load,
 as the agent's cold slots do. The agent must reach 0.95 of the best direct arrangement, and its
 transcripts are checked against the known text.
 """
@@ -45,14 +47,18 @@ VERBS = ("opened", "closed", "visited", "painted", "repaired", "cleaned", "descr
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 DIRECT_WORKER = """
-import json, sys, time
-from faster_whisper import WhisperModel
-model_dir, threads, beam, words, vad, files = json.loads(sys.argv[1])
+import json, sys
+from faster_whisper import BatchedInferencePipeline, WhisperModel
+model_dir, threads, beam, words, batch, files = json.loads(sys.argv[1])
 model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=threads,
                      local_files_only=True)
 texts = {}
 for path in files:
-    segments, _ = model.transcribe(path, beam_size=beam, word_timestamps=words, vad_filter=vad)
+    if batch > 1:
+        segments, _ = BatchedInferencePipeline(model).transcribe(
+            path, batch_size=batch, beam_size=beam, word_timestamps=words)
+    else:
+        segments, _ = model.transcribe(path, beam_size=beam, word_timestamps=words)
     texts[path] = " ".join(s.text.strip() for s in segments)
 print(json.dumps(texts))
 """
@@ -79,14 +85,15 @@ def speech_files(count: int, minutes: float) -> dict[Path, str]:
     return files
 
 
-def direct(files: list[Path], processes: int, threads: int) -> tuple[float, dict[str, str]]:
+def direct(files: list[Path], processes: int, threads: int,
+           batch: int) -> tuple[float, dict[str, str]]:
     opts = WhisperOptions.from_options({"threads": threads})
     shares = [files[i::processes] for i in range(processes)]
     start = time.perf_counter()
     running = [subprocess.Popen(
         [sys.executable, "-c", DIRECT_WORKER, json.dumps(
-            [str(default_model_dir()), threads, opts.beam_size, opts.word_timestamps,
-             opts.vad_filter, [str(p) for p in share]])],
+            [str(default_model_dir()), threads, opts.beam_size, opts.word_timestamps, batch,
+             [str(p) for p in share]])],
         stdout=subprocess.PIPE, text=True) for share in shares if share]
     texts: dict[str, str] = {}
     for proc in running:
@@ -128,8 +135,10 @@ def main() -> int:
     note(f"{args.files} files x ~{args.minutes:g} min of speech, {cores} usable CPU(s)")
 
     runs: dict[str, tuple[float, dict[str, str]]] = {}
-    runs[f"direct: 1 process x {cores} threads"] = direct(files, 1, cores)
-    runs[f"direct: {cores} processes x 1 thread"] = direct(files, cores, 1)
+    batch = WhisperOptions.from_options({}).batch_size
+    for label, size in (("sequential", 1), (f"batched {batch}", batch)):
+        runs[f"direct, {label}: 1 process x {cores} threads"] = direct(files, 1, cores, size)
+        runs[f"direct, {label}: {cores} processes x 1 thread"] = direct(files, cores, 1, size)
     with tempfile.TemporaryDirectory(prefix="morag-bench-agent-") as tmp:
         runs["morag-agent, default settings"] = through_agent(files, Path(tmp))
 

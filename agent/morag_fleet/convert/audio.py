@@ -72,7 +72,9 @@ class AudioConverter:
             progress(None, "extracting audio")
             wav = extract_wav(source, Path(tmp) / "audio.wav", threads=opts.cpu_threads)
             transcript = self.transcriber.transcribe_wav(wav, opts, progress)
-            check_transcript(wav, transcript, opts, source.name)
+            check = check_transcript(wav, transcript, opts, source.name)
+            if check is not None and check.silent:
+                transcript.segments.clear()  # real silence reads "_No speech detected._"
             return transcript
 
 

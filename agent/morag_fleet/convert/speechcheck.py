@@ -44,6 +44,12 @@ class SpeechCheck:
     speech_seconds: float
 
     @property
+    def silent(self) -> bool:
+        """VAD heard no voice at all: the few words whisper wrote are its well-known inventions
+        on silence and tones ("You", "Beep"), not speech."""
+        return self.speech_seconds == 0.0
+
+    @property
     def contradicts(self) -> bool:
         return (self.speech_seconds >= MIN_SPEECH_SECONDS
                 and self.words < MIN_WORDS_PER_SPEECH_SECOND * self.speech_seconds)
