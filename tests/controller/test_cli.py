@@ -42,7 +42,8 @@ def test_status_jobs_events_agents_as_tables_and_json(short_tmp: Path, cleanup: 
 
     data = controller.json("status")
     assert data["totals"] == {"agents": 2, "online": 2, "lost": 0, "slots_used": 1,
-                              "slots_total": 4, "active_jobs": 1, "done": 2, "failed": 0}
+                              "slots_total": 4, "active_jobs": 1, "done": 2, "failed": 0,
+                              "refused": 0}
     assert {a["agent"]: a["version"] for a in data["agents"]} == {"a1": "test-1.0",
                                                                   "a2": "test-1.0"}
     jobs = controller.json("jobs")

@@ -97,3 +97,20 @@ def test_controller_context_copies_received_frames() -> None:
         assert [router.recv_multipart()[1] for _ in frames] == frames
     finally:
         ctx.destroy(linger=0)
+
+
+def test_status_counts_refused_and_discarded_results_apart() -> None:
+    from morag_fleet.controller.views import render_status, status_data
+
+    state = FleetState()
+    record, _, _ = state.admit("a1", None, b"r1", time.time())
+    state.on_heartbeat(record, {"body": {
+        "state": "idle", "slots_used": 0, "slots_total": 2, "active_jobs": [],
+        "counters": {"completed": 3, "failed": 1, "refused": 1, "discarded": 1}}})
+    data = status_data(state, {})
+    row = data["agents"][0]
+    assert (row["done"], row["failed"], row["refused"]) == (3, 1, 2)
+    assert data["totals"]["refused"] == 2
+    header, _rule, line, *_ = render_status(data).splitlines()
+    end = header.index("REFUSED") + len("REFUSED")  # numbers are right-aligned under it
+    assert line[:end].split()[-1] == "2"

@@ -54,10 +54,18 @@ def agent_row(record: AgentRecord) -> dict[str, Any]:
             "slots_used": record.slots_used, "slots_total": record.slots_total,
             "active_jobs": record.job_count if record.link == "online" else 0,
             "done": record.counters.get("completed", 0),
-            "failed": record.counters.get("failed", 0), "gpu": _gpu_summary(record.gpus),
+            "failed": record.counters.get("failed", 0),
+            "refused": _count(record.counters, "refused") + _count(record.counters, "discarded"),
+            "gpu": _gpu_summary(record.gpus),
             "outbox_depth": record.outbox_depth, "last_seen": record.last_seen,
             "version": record.version, "selftest": selftest_summary(record.selftest),
             "selftest_failed": selftest_failures(record.selftest)}
+
+
+def _count(counters: dict[str, Any], name: str) -> int:
+    """A counter as an int; counters are a free-form map on the wire, so anything else is 0."""
+    value = counters.get(name, 0)
+    return value if type(value) is int else 0
 
 
 def selftest_failures(selftest: dict[str, Any]) -> dict[str, str]:
@@ -85,7 +93,8 @@ def status_data(state: FleetState, controller: dict[str, Any]) -> dict[str, Any]
               "slots_used": sum(r["slots_used"] for r in online),
               "slots_total": sum(r["slots_total"] for r in online),
               "active_jobs": sum(r["active_jobs"] for r in rows),
-              "done": sum(r["done"] for r in rows), "failed": sum(r["failed"] for r in rows)}
+              "done": sum(r["done"] for r in rows), "failed": sum(r["failed"] for r in rows),
+              "refused": sum(r["refused"] for r in rows)}
     return {"controller": controller, "agents": rows, "totals": totals}
 
 
@@ -155,15 +164,15 @@ def _state_cell(row: dict[str, Any]) -> str:
 
 
 def render_status(data: dict[str, Any]) -> str:
-    headers = ("AGENT", "HOST", "STATE", "SLOTS", "ACTIVE", "DONE", "FAILED", "GPU",
+    headers = ("AGENT", "HOST", "STATE", "SLOTS", "ACTIVE", "DONE", "FAILED", "REFUSED", "GPU",
                "SELFTEST", "LAST SEEN", "VERSION")
     rows = [(a["agent"], a["host"], _state_cell(a), f"{a['slots_used']}/{a['slots_total']}",
-             a["active_jobs"], a["done"], a["failed"], _gpu_cell(a["gpu"]),
+             a["active_jobs"], a["done"], a["failed"], a["refused"], _gpu_cell(a["gpu"]),
              a.get("selftest"), ago(a["last_seen"]), a["version"]) for a in data["agents"]]
     t = data["totals"]
     rows.append((f"TOTAL {t['agents']}", "", f"{t['online']} up, {t['lost']} lost",
                  f"{t['slots_used']}/{t['slots_total']}", t["active_jobs"], t["done"],
-                 t["failed"], "", "", "", ""))
+                 t["failed"], t["refused"], "", "", "", ""))
     return "\n".join([table(headers, rows), *selftest_lines(data["agents"], "agent")])
 
 
