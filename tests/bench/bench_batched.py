@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table
 
 CACHE = Path("/tmp/morag-bench-batched")
+LAST_ROWS: dict[str, dict] = {}  # variant label -> its child's report, for the verdict
 SUBJECTS = ("the committee", "our neighbour", "the young teacher", "a tired farmer",
             "the city council", "my older brother", "the night nurse", "a local baker",
             "the museum guide", "every volunteer", "the bus driver", "a quiet student")
@@ -112,6 +113,8 @@ def variants(batch_sizes: list[int], no_vad_size: int, threads: int) -> list[tup
             for b in batch_sizes]
     out.append((f"batched {no_vad_size}, no VAD",
                 base | {"batch_size": no_vad_size, "batch_vad": False}))
+    out.append((f"batched {no_vad_size}, VAD, beam 5",
+                base | {"batch_size": no_vad_size, "batch_vad": True, "batch_beam_size": 5}))
     return out
 
 
@@ -154,6 +157,7 @@ def long_rows(wav: Path, texts: list[str], sizes: list[int], no_vad_size: int,
     base = 0.0
     for label, options in variants(sizes, no_vad_size, threads):
         result = run_variant(wav, options)
+        LAST_ROWS[label] = result
         (CACHE / f"{label.replace(' ', '').replace(',', '-')}.txt").write_text(
             "\n".join(result["texts"]) + "\n")
         base = base or result["seconds"]  # sequential runs first
@@ -189,9 +193,30 @@ def main() -> int:
               f"{time.strftime('%Y-%m-%d')}",
               ("variant", "seconds", "speed", "WER", "segments", "repeats", "peak RSS MiB"),
               long_rows(wav, texts, sizes, args.no_vad_batch_size, args.threads))
+        ok = verdict_line(texts)
+    else:
+        ok = True
     print(f"load average (1 min) before {load_before:.1f}, after {os.getloadavg()[0]:.1f}; "
           f"transcripts in {CACHE}")
-    return 0
+    return 0 if ok else 1
+
+
+def verdict_line(texts: list[str]) -> bool:
+    """The defaults against sequential, from the transcripts the table just wrote."""
+    from tests.support.media import wer
+
+    from morag_fleet.convert.whisper import WhisperOptions
+
+    defaults = WhisperOptions.from_options({})
+    seq, bat = LAST_ROWS["sequential"], LAST_ROWS[f"batched {defaults.batch_size}, VAD"]
+    reference = " ".join(texts)
+    speed = seq["seconds"] / bat["seconds"]
+    extra = wer(reference, " ".join(bat["texts"])) - wer(reference, " ".join(seq["texts"]))
+    ok = speed >= 1.5 and extra <= 0.02
+    print(f"default batched ({defaults.batch_size}, beam {defaults.batch_beam_size}) vs "
+          f"sequential (beam {defaults.beam_size}): {speed:.2f}x, WER {extra:+.3f} "
+          f"(target >= 1.5x, <= +0.02): {'PASS' if ok else 'FAIL'}")
+    return ok
 
 
 if __name__ == "__main__":
