@@ -9,7 +9,7 @@ N speech files of known text (espeak-ng) are transcribed:
 - directly: one process using every core (`cpu_threads` = cores), files one after another;
 - directly: one single-thread process per core, files shared round-robin;
 each both sequential (`WhisperModel.transcribe`) and batched (`BatchedInferencePipeline` with the
-agent's default batch size). Direct runs use the agent's default beam and word timestamps and
+agent's default batch size). Direct runs use the agent's default beams and word timestamps and
 count process start and model load,
 as the agent's cold slots do. The agent must reach 0.95 of the best direct arrangement, and its
 transcripts are checked against the known text.
@@ -92,7 +92,8 @@ def direct(files: list[Path], processes: int, threads: int,
     start = time.perf_counter()
     running = [subprocess.Popen(
         [sys.executable, "-c", DIRECT_WORKER, json.dumps(
-            [str(default_model_dir()), threads, opts.beam_size, opts.word_timestamps, batch,
+            [str(default_model_dir()), threads,
+             opts.batch_beam_size if batch > 1 else opts.beam_size, opts.word_timestamps, batch,
              [str(p) for p in share]])],
         stdout=subprocess.PIPE, text=True) for share in shares if share]
     texts: dict[str, str] = {}
