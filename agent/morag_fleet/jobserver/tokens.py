@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
+
+from morag_fleet.settings_rules import read_secret_file
 
 
 def resolve_token(flag_value: str | None, flag_file: str | None, env_name: str,
@@ -28,11 +29,6 @@ def resolve_token(flag_value: str | None, flag_file: str | None, env_name: str,
 
 def read_token_file(path: str) -> str:
     try:
-        token = Path(path).expanduser().read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"cannot read token file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"token file {path} is not UTF-8 text") from None
-    if not token:
-        raise ValueError(f"token file {path} is empty")
-    return token
+        return read_secret_file(path)
+    except ValueError as exc:
+        raise ValueError(f"token file: {exc}") from None
