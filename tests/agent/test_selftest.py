@@ -123,3 +123,21 @@ def test_running_agent_does_not_poll_a_type_that_failed_and_says_why(
         assert any("selftest-agent" in line and "FAIL audio" in line for line in lines), lines
         assert any(line.split()[:3] == ["selftest-agent", "audio", "cannot"]
                    for line in lines), lines  # the reasons table under the main one
+
+
+def test_every_slot_transcribes_before_ready_so_no_job_loads_the_model(
+        jobserver: JobServer, make_agent: Callable[..., AgentProcess]) -> None:
+    """Each slot may bind its own GPU, and its first job must not pay for the model load: with
+    two slots and only audio enabled, both slots convert the speech sample at start."""
+    agent = make_agent(jobserver.url, "warm-agent", slots=2, content_types=("audio",),
+                       converters={})
+    agent.wait_for_event("agent_started")
+    loads = agent.find("loading whisper model")
+    loaded_in = {event["slot"] for event in loads}  # a slot logs its own pid as `slot`
+    assert len(loads) == len(loaded_in) == 2, loads
+    assert loaded_in <= set(agent.slot_pids())  # the agent's children, not a helper process
+
+    jobs = [jobserver.upload(SAMPLES_DIR / "speech.ogg", "audio") for _ in range(2)]
+    wait_until(lambda: all(jobserver.status(j)["status"] == "completed" for j in jobs), 120,
+               "both audio jobs done")
+    assert len(agent.find("loading whisper model")) == len(loads)  # no job loaded a model

@@ -9,10 +9,12 @@ N speech files of known text (espeak-ng) are transcribed:
 - directly: one process using every core (`cpu_threads` = cores), files one after another;
 - directly: one single-thread process per core, files shared round-robin;
 each both sequential (`WhisperModel.transcribe`) and batched (`BatchedInferencePipeline` with the
-agent's default batch size). Direct runs use the agent's default beams and word timestamps and
-count process start and model load,
-as the agent's cold slots do. The agent must reach 0.95 of the best direct arrangement, and its
-transcripts are checked against the known text.
+agent's default batch size). Direct runs use the agent's default beams and word timestamps, and
+their clock starts once every process has loaded its model, as the agent's clock starts once it
+is ready (its self-test has loaded the model in every slot). So the agent's own costs are what
+the ratio shows: claiming, downloading, extracting audio, delivering, and its processes running
+beside the slots. The agent must reach 0.95 of the best direct arrangement, and its transcripts
+are checked against the known text.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import REPO, note, table, verdict
-from tests.support.agent_proc import AgentProcess, wait_until
-from tests.support.jobserver import running_jobserver
+from tests.support.agent_proc import AgentProcess
+from tests.support.jobserver import JobServer, running_jobserver
 from tests.support.media import wer
 
 from morag_fleet.convert.whisper import WhisperOptions, default_model_dir
@@ -52,6 +55,8 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 model_dir, threads, beam, words, batch, files = json.loads(sys.argv[1])
 model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=threads,
                      local_files_only=True)
+print("ready", flush=True)
+sys.stdin.readline()  # the parent starts every worker's clock at once
 texts = {}
 for path in files:
     if batch > 1:
@@ -89,13 +94,19 @@ def direct(files: list[Path], processes: int, threads: int,
            batch: int) -> tuple[float, dict[str, str]]:
     opts = WhisperOptions.from_options({"threads": threads})
     shares = [files[i::processes] for i in range(processes)]
-    start = time.perf_counter()
     running = [subprocess.Popen(
         [sys.executable, "-c", DIRECT_WORKER, json.dumps(
             [str(default_model_dir()), threads,
              opts.batch_beam_size if batch > 1 else opts.beam_size, opts.word_timestamps, batch,
              [str(p) for p in share]])],
-        stdout=subprocess.PIPE, text=True) for share in shares if share]
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for share in shares if share]
+    for proc in running:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    start = time.perf_counter()
+    for proc in running:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     texts: dict[str, str] = {}
     for proc in running:
         out, _ = proc.communicate()
@@ -109,11 +120,9 @@ def through_agent(files: list[Path], work: Path) -> tuple[float, dict[str, str]]
         agent = AgentProcess(work, server.url, "bench-agent", slots=slots,
                              content_types=("audio",), log_level="INFO").start()  # self-tested
         try:
-            start = time.perf_counter()
+            start = time.time()
             ids = {server.upload(path, "audio"): path for path in files}
-            wait_until(lambda: all(server.status(i)["status"] in ("completed", "failed")
-                                   for i in ids), 3600, "all transcriptions")
-            elapsed = time.perf_counter() - start
+            elapsed = last_completion(server, list(ids)) - start
             texts = {}
             for job_id, path in ids.items():
                 result = server.result(job_id)
@@ -122,6 +131,20 @@ def through_agent(files: list[Path], work: Path) -> tuple[float, dict[str, str]]
         finally:
             agent.stop()
     return elapsed, texts
+
+
+def last_completion(server: JobServer, ids: list[str]) -> float:
+    """When the last job was completed, by the server's own clock (this machine's): asking
+    rarely keeps the waiting off the CPUs the slots use, and costs the agent no latency."""
+    finished: dict[str, float] = {}
+    while len(finished) < len(ids):
+        time.sleep(1.0)
+        for job_id in set(ids) - set(finished):
+            status = server.status(job_id)
+            if status["status"] in ("completed", "failed"):
+                finished[job_id] = datetime.fromisoformat(status["completed_at"]).replace(
+                    tzinfo=UTC).timestamp()  # the server writes naive UTC
+    return max(finished.values())
 
 
 def main() -> int:
