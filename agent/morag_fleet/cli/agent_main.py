@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from morag_fleet.agent.mp_tracker import stop_resource_tracker
 from morag_fleet.log import configure_logging
 from morag_fleet.settings import (
     DEFAULT_CONFIG_FILE,
@@ -190,9 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_show_config(settings, args)
     if command == "test-connection":
         return cmd_test_connection(settings)
-    if command == "check":
-        return cmd_check(settings, args)
-    return cmd_run(settings)
+    try:
+        if command == "check":
+            return cmd_check(settings, args)
+        return cmd_run(settings)
+    finally:
+        stop_resource_tracker()
 
 
 if __name__ == "__main__":
