@@ -42,8 +42,16 @@ def _register_controller(subparsers: Any) -> None:
     p.add_argument("--secret-key", type=Path, default=None,
                    help="controller secret key (default STATE_DIR/controller.key_secret, "
                         "created on first start)")
-    p.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port")
-    p.add_argument("--metrics-addr", default="0.0.0.0", help="address for /metrics")
+    p.add_argument("--http-port", "--metrics-port", dest="http_port", type=int, default=None,
+                   help="serve /metrics and the dashboard on this port (--metrics-port is the "
+                        "same option)")
+    p.add_argument("--http-addr", "--metrics-addr", dest="http_addr", default="127.0.0.1",
+                   help="address of that server (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--url-prefix", default="",
+                   help="path the dashboard is served under behind a reverse proxy (/fleet)")
+    p.add_argument("--dashboard-token-file", type=Path, default=None,
+                   help="file (mode 0600) with the token that allows actions from the "
+                        "dashboard; without it the dashboard is read-only")
     p.add_argument("--retention-days", type=float, default=30.0, help="keep events this long")
     p.add_argument("--retention-events", type=int, default=200_000, help="keep at most this many")
     p.add_argument("--names-per-key", type=int, default=1, metavar="N",
@@ -102,8 +110,9 @@ def cmd_controller(args: argparse.Namespace) -> int:
     config = ControllerConfig(
         bind=args.bind, state_dir=args.state_dir or default_state_dir(),
         plaintext=args.plaintext, authorized_keys=args.authorized_keys,
-        secret_key=args.secret_key, metrics_port=args.metrics_port,
-        metrics_addr=args.metrics_addr,
+        secret_key=args.secret_key, metrics_port=args.http_port,
+        metrics_addr=args.http_addr, url_prefix=args.url_prefix,
+        dashboard_token_file=args.dashboard_token_file,
         retention=Retention(args.retention_days * 86400, args.retention_events),
         names_per_key=args.names_per_key)
     controller = Controller(config)

@@ -64,8 +64,10 @@ class ControllerConfig:
     plaintext: bool = False
     authorized_keys: Path | None = None
     secret_key: Path | None = None
-    metrics_port: int | None = None
-    metrics_addr: str = "0.0.0.0"
+    metrics_port: int | None = None  # the HTTP server: /metrics and the dashboard
+    metrics_addr: str = "127.0.0.1"
+    url_prefix: str = ""
+    dashboard_token_file: Path | None = None
     retention: Retention = field(default_factory=Retention)
     names_per_key: int = 1  # agent names one CURVE key may use; 0: no limit
 
@@ -103,6 +105,7 @@ class Controller:
         self.state = FleetState(self._is_authorized, config.names_per_key)
         self.store: Store | None = None
         self.metrics = Metrics(self.state)
+        self.web: Any = None  # the HTTP server for /metrics and the dashboard
         self.started = time.time()
         self._stop = False
         self._reload = False
@@ -119,7 +122,9 @@ class Controller:
         self.router = self._bind_router()
         self.control = bind_control(self.ctx, self.config.state_dir)
         if self.config.metrics_port is not None:
-            self.metrics.serve(self.config.metrics_port, self.config.metrics_addr)
+            from morag_fleet.controller.web.server import serve_controller
+
+            self.web = serve_controller(self)
         log.info("controller_started", bind=self.config.bind, curve=not self.config.plaintext,
                  agents_known=len(self.state.agents), metrics_port=self.config.metrics_port)
 
@@ -193,6 +198,8 @@ class Controller:
             self.store.close()
         if self.auth is not None:
             self.auth.stop()
+        if self.web is not None:
+            self.web.stop()
         self.metrics.close()
         self.ctx.destroy(linger=200)
         if self._lock_file is not None:

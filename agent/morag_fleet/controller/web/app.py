@@ -1,0 +1,83 @@
+"""What the request handlers share: the live snapshot, history, the guard, the actions, and
+the rendering of whole pages in the layout."""
+
+from __future__ import annotations
+
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from morag_fleet.controller.state import FleetState
+from morag_fleet.controller.web.actions import Actions
+from morag_fleet.controller.web.guard import Guard, Session
+from morag_fleet.controller.web.history import History
+from morag_fleet.controller.web.options import WebOptions, read_token
+from morag_fleet.controller.web.render import Viewer, esc
+from morag_fleet.controller.web.snapshot import SnapshotCache
+
+OUTCOMES_MAX_AGE_S = 5.0
+MAX_STREAMS = 32  # live connections; more browsers fall back to polling
+PAGES = ("fleet", "jobs", "failures")
+
+
+def _package_text(*parts: str) -> str:
+    return resources.files(__package__).joinpath(*parts).read_text(encoding="utf-8")
+
+
+class Dashboard:
+    def __init__(self, state: FleetState, registry: CollectorRegistry, state_dir: Path,
+                 options: WebOptions, started: float) -> None:
+        self.state = state
+        self.registry = registry
+        self.options = options
+        self.started = started
+        self.prefix = options.url_prefix
+        token = read_token(options.token_file) if options.token_file else None
+        self.guard = Guard(token)
+        self.snapshots = SnapshotCache(state)
+        self.history = History(state_dir / "controller.sqlite")
+        self.actions = Actions(state_dir)
+        self.layout = Template(_package_text("templates", "layout.html"))
+        self.static = {name: _package_text("static", name)
+                       for name in ("dashboard.js", "dashboard.css")}
+        self.stopping = threading.Event()
+        self.streams = threading.BoundedSemaphore(MAX_STREAMS)
+        self._outcomes: tuple[float, dict[str, dict[str, int]]] = (0.0, {})
+
+    def viewer(self, session: Session | None) -> Viewer:
+        return Viewer(self.prefix, self.guard.read_only, session.csrf if session else None)
+
+    def outcomes(self) -> dict[str, dict[str, int]]:
+        """The last hour's outcomes by content type, read at most every few seconds."""
+        taken, value = self._outcomes
+        now = time.time()
+        if now - taken >= OUTCOMES_MAX_AGE_S:
+            value = self.history.outcomes(now - 3600)
+            self._outcomes = (now, value)
+        return value
+
+    def page(self, title: str, body: str, viewer: Viewer, here: str = "",
+             live: str = "", banner: str = "") -> str:
+        if viewer.read_only:
+            banner = ('<div class="banner" id="read-only">Read-only: this controller was started '
+                      "without <code>--dashboard-token-file</code>, so the dashboard shows the "
+                      "fleet and offers no actions.</div>") + banner
+        fields: dict[str, Any] = {f"nav_{name}": ' class="here"' if name == here else ""
+                                  for name in PAGES}
+        return self.layout.substitute(
+            title=esc(title), prefix=esc(self.prefix), live=live, banner=banner, body=body,
+            who=self._who(viewer), started=esc(time.strftime(
+                "%Y-%m-%d %H:%M", time.localtime(self.started))),
+            built=esc(time.strftime("%H:%M:%S")), **fields)
+
+    def _who(self, viewer: Viewer) -> str:
+        if viewer.read_only:
+            return '<span class="muted">read-only</span>'
+        if viewer.can_act:
+            return viewer.form("/logout", "", "Sign out")
+        return f'<a href="{viewer.url("/login")}" id="sign-in">Sign in to act</a>'
