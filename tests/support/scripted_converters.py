@@ -3,14 +3,16 @@
 
 The source file's first line says what to do, so one agent can be handed good and bad jobs:
 `segfault`, `hang` (also starts a child `sleep` to prove the whole group is killed),
-`eat-memory`, `eat-memory-in-child` (a child tool does), `sleep <seconds>`, `raise`; anything
-else is converted like plain text.
+`eat-memory`, `eat-memory-in-child` (a child tool does), `sleep <seconds>`,
+`sleep-ignoring-term <seconds>` (the slot ignores SIGTERM, so only SIGKILL ends it early), `raise`;
+anything else is converted like plain text.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Mapping
@@ -57,6 +59,9 @@ class ScriptedConverter:
                    "    hog.append(bytearray(32 * 2**20))\n    time.sleep(0.01)\n")
             subprocess.run(["python3", "-c", hog], check=False)
             raise ConversionError("the memory-eating child tool ended on its own")
+        if action.startswith("sleep-ignoring-term "):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            action = "sleep " + action.split()[1]
         if action.startswith("sleep "):
             seconds = float(action.split()[1])
             end = time.monotonic() + seconds

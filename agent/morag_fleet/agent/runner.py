@@ -28,6 +28,15 @@ from morag_fleet.settings import AgentSettings
 log = get_logger(__name__)
 FORBIDDEN_METADATA = ("source_path", "remote_job_id")
 ABORTED_REASON = "aborted: the agent was shut down before the conversion finished"
+CANCEL_PREFIX = "cancelled by operator"
+DEFAULT_CANCEL_GRACE = 10.0
+# what the agent answers a cancel with
+CANCELLING, TOO_LATE = "cancelling", "too_late"
+
+
+def cancel_reason(note: str | None) -> str:
+    """The failure MoRAG gets for a cancelled job."""
+    return f"{CANCEL_PREFIX}: {note}" if note else CANCEL_PREFIX
 
 
 class JobAborted(Exception):
@@ -35,7 +44,9 @@ class JobAborted(Exception):
 
 
 class ActiveJob:
-    """What the heartbeat shows about a running job; written by its runner thread only."""
+    """What the heartbeat shows about a running job; written by its runner thread, except the
+    cancel request, which the telemetry thread may set until the result is about to be
+    spooled (`close_cancel_window`), under the job's lock."""
 
     def __init__(self, job: Job, slot: int) -> None:
         self.job = job
@@ -43,6 +54,34 @@ class ActiveJob:
         self.phase = "claimed"
         self.progress: float | None = None
         self.started_at = time.time()
+        self._lock = threading.Lock()
+        self._cancel: tuple[str | None, float] | None = None  # (note, grace) once cancelled
+        self._window_open = True
+
+    def request_cancel(self, note: str | None, grace: float) -> str:
+        """CANCELLING when the job will be reported cancelled, TOO_LATE once its result is
+        being spooled or delivered (then the job's own outcome stands)."""
+        with self._lock:
+            if not self._window_open:
+                return TOO_LATE
+            if self._cancel is None:
+                self._cancel = (note, grace)
+            return CANCELLING
+
+    def cancel_grace(self) -> float | None:
+        cancel = self._cancel
+        return None if cancel is None else cancel[1]
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel is not None
+
+    def close_cancel_window(self) -> tuple[bool, str | None]:
+        """From here on a cancel is too late; (was it cancelled, the operator's note)."""
+        with self._lock:
+            self._window_open = False
+            self.phase = "submitting"
+            return (self._cancel is not None, self._cancel[0] if self._cancel else None)
 
     def view(self) -> dict[str, Any]:
         return {"job_id": self.job.job_id, "content_type": self.job.content_type,
@@ -70,18 +109,22 @@ class JobRunner:
         job = active.job
         job_dir = self.settings.temp_dir / _safe_dir_name(job.job_id)
         started = time.monotonic()
+        timings: dict[str, float] = {}
         try:
-            result = self._produce_result(active, slot, job_dir)
+            result = self._produce_result(active, slot, job_dir, timings)
         except JobAborted:
             result = JobResult(success=False, error_message=ABORTED_REASON)
         finally:
             shutil.rmtree(job_dir, ignore_errors=True)
+        cancelled, note = active.close_cancel_window()
+        if cancelled:  # whatever the conversion did, the operator's cancel is the outcome
+            result = JobResult(success=False, error_message=cancel_reason(note))
         result = JobResult(success=result.success, content=result.content,
                            metadata=result.metadata, error_message=result.error_message,
                            processing_time=round(time.monotonic() - started, 3))
         self.journal.spool_result(job.job_id, result.to_json())
-        active.phase = "submitting"
-        self.emit(job.job_id, "spooled", success=result.success, error=result.error_message)
+        self.emit(job.job_id, "spooled", success=result.success, error=result.error_message,
+                  content_type=job.content_type, **timings)
 
         def finished(outcome: DeliveryOutcome | None) -> None:
             log.info("job_finished", job_id=job.job_id, content_type=job.content_type,
@@ -92,8 +135,12 @@ class JobRunner:
         self.delivery.submit(job.job_id, finished)
         return result.success
 
-    def _produce_result(self, active: ActiveJob, slot: SlotProcess, job_dir: Path) -> JobResult:
+    def _produce_result(self, active: ActiveJob, slot: SlotProcess, job_dir: Path,
+                        timings: dict[str, float]) -> JobResult:
+        """`timings` gets the seconds spent downloading and converting (the fleet's metrics)."""
         job = active.job
+        if active.cancelled:  # cancelled before a slot took it: nothing to start
+            return JobResult(success=False)
         if job.content_type not in self.content_types:
             return JobResult(success=False, error_message=(
                 f"content type {job.content_type!r} is not converted by this agent "
@@ -107,12 +154,17 @@ class JobRunner:
             source = self._download(job, job_dir)
         except ApiError as exc:  # too big, truncated, refused, gone: a reason, not a crash
             return JobResult(success=False, error_message=f"download failed: {exc}")
+        timings["download_s"] = round(time.monotonic() - t0, 3)
         log.info("job_downloaded", job_id=job.job_id, size=source.size,
-                 duration_s=round(time.monotonic() - t0, 3))
+                 duration_s=timings["download_s"])
+        if active.cancelled:  # cancelled while downloading: the download is all it cost
+            return JobResult(success=False)
         active.phase = "converting"
         self.journal.set_phase(job.job_id, "converting")
         self.emit(job.job_id, "converting", progress=0.0)
+        t0 = time.monotonic()
         outcome = self._convert(active, slot, source)
+        timings["convert_s"] = round(time.monotonic() - t0, 3)
         if not outcome.ok:
             return JobResult(success=False, error_message=outcome.error)
         metadata = _clean_metadata(outcome.metadata, job, source)
@@ -155,7 +207,8 @@ class JobRunner:
         t0 = time.monotonic()
         try:
             outcome = slot.convert(request, self.settings.job_timeout(job.content_type),
-                                   on_progress, self.abort.is_set)
+                                   on_progress, self.abort.is_set,
+                                   cancel_grace=active.cancel_grace)
         except SlotAborted:
             raise JobAborted() from None
         if outcome.recycled:

@@ -53,6 +53,11 @@ class SlotAborted(Exception):
     """The agent asked the slot to give up the job (hard shutdown)."""
 
 
+# asked while a job converts: seconds between SIGTERM and SIGKILL when the operator cancelled
+# the job, None while it should go on
+CancelGrace = Callable[[], float | None]
+
+
 def _child_main(conn: Connection, settings_blob: dict[str, Any], gpu: str | None) -> None:
     """Runs in the slot process: its own session (so the parent can kill the whole group),
     its GPU binding, then a loop converting one request at a time with cached converters."""
@@ -153,9 +158,10 @@ class SlotProcess:
         on_progress: Callable[[float | None, str | None], None],
         should_abort: Callable[[], bool],
         tick: Callable[[], None] = lambda: None,
+        cancel_grace: CancelGrace = lambda: None,
     ) -> ConvertOutcome:
-        """Send one job and wait for its outcome, enforcing timeout, memory ceiling and abort.
-        `tick` runs every watch interval (the caller renews leases there)."""
+        """Send one job and wait for its outcome, enforcing timeout, memory ceiling, abort and
+        an operator's cancel. `tick` runs every watch interval (the caller renews leases)."""
         self._ensure_started()
         assert self._conn is not None
         self._conn.send(request)
@@ -177,6 +183,9 @@ class SlotProcess:
                 on_progress(message[2], message[3])
             # checked on every turn: a chatty converter must not starve the watchdog
             outcome = self._enforce_limits(timeout, deadline, should_abort)
+            if outcome is None and (grace := cancel_grace()) is not None:
+                ended_by = self.terminate(grace, "cancelled")
+                outcome = ConvertOutcome(False, error=f"cancelled ({ended_by})", recycled=True)
             if outcome is not None:
                 return outcome
             tick()
@@ -251,6 +260,27 @@ class SlotProcess:
         self._proc, self._conn = None, None
         self.recycles += 1
         log.warning("slot_recycled", slot=self.index, pid=pid, reason=reason)
+
+    def terminate(self, grace: float, reason: str) -> str:
+        """SIGTERM to the slot's process group, SIGKILL to whatever is left after `grace`
+        seconds; returns the signal that ended the slot process. The group signal reaches the
+        tools the converter started too, so none outlives the job."""
+        if self._proc is None:
+            return "not running"
+        pid = self._proc.pid
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+        self._proc.join(timeout=max(0.0, grace))
+        ended_by = "SIGTERM" if not self._proc.is_alive() else "SIGKILL"
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # the slot or a tool that outlived it
+        self._proc.join(timeout=5)
+        if self._conn is not None:
+            self._conn.close()
+        self._proc, self._conn = None, None
+        self.recycles += 1
+        log.warning("slot_recycled", slot=self.index, pid=pid, reason=reason, ended_by=ended_by)
+        return ended_by
 
     def stop(self) -> None:
         """Ask an idle child to exit; kill its group if it does not within a second."""

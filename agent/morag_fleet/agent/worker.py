@@ -16,8 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from morag_fleet import __version__
+from morag_fleet.agent.cancel import CancelDesk
 from morag_fleet.agent.delivery import BackgroundDelivery, Deliverer, DeliveryOutcome
 from morag_fleet.agent.diskguard import DiskGuard
+from morag_fleet.agent.drain import DrainState
 from morag_fleet.agent.journal import DELIVERED, Journal, JournalEntry
 from morag_fleet.agent.journal_check import record_damage
 from morag_fleet.agent.leases import LeaseKeeper
@@ -61,6 +63,9 @@ class Agent:
         self._client_stop = threading.Event()
         self.client = MoragClient(settings, stop=self._client_stop)
         self.journal = Journal(settings.state_dir)
+        self.drain = DrainState(settings.state_dir, self.paused)
+        self.cancels = CancelDesk(self._active, self.journal)
+        self._spooled_at: dict[str, float] = {}  # job id -> when its result was spooled
         self.leases = LeaseKeeper(self.client, self._client_stop)  # renews until delivered
         self.deliverer = Deliverer(self.client, self.journal, settings.outbox_retry_max,
                                    on_final=self._delivered)
@@ -76,7 +81,7 @@ class Agent:
         self.publisher = make_publisher(settings, self.snapshot, self.on_command, self._hello())
         self.delivery = BackgroundDelivery(self.deliverer, settings.max_concurrent_jobs)
         self.runner = JobRunner(settings, self.client, self.journal, self.delivery,
-                                self.disk.watch(self.publisher.job_event), self.aborting,
+                                self.disk.watch(self._job_event), self.aborting,
                                 self.content_types)
         self.poller = Poller(settings, self.client, self.content_types, self._free_slots,
                              self._claimed, self._claimed_malformed, self.stopping, self.disk,
@@ -118,13 +123,24 @@ class Agent:
         self.stopping.set()
 
     def on_command(self, name: str, body: dict[str, Any]) -> None:
-        """Controller commands only set state; the poller reads it."""
+        """Controller commands only set state (the poller and the runners read it), and say
+        what they did in an event the controller records."""
+        if name == "cancel":
+            answer = self.cancels.request(body.get("job_id"), body.get("note"),
+                                          body.get("grace"))
+            log.info("controller_command", command=name, **answer.fields())
+            self.publisher.agent_event("cancel", **answer.fields())
+            return
         if name == "drain":
-            self.paused.set()
+            self.drain.drain(body.get("note"), body.get("until"))
         elif name == "resume":
-            self.paused.clear()
-        log.info("controller_command", command=name)
-        self.publisher.agent_event("paused" if self.paused.is_set() else "resumed")
+            self.drain.resume()
+        log.info("controller_command", command=name, note=self.drain.note,
+                 until=self.drain.until)
+        if self.paused.is_set():
+            self.publisher.agent_event("paused", note=self.drain.note, until=self.drain.until)
+        else:
+            self.publisher.agent_event("resumed")
 
     def _disk_changed(self, full: bool, free: int) -> None:
         self.publisher.agent_event("paused" if full else "resumed",
@@ -152,7 +168,10 @@ class Agent:
         return thread
 
     def _supervise(self) -> None:
-        """Feed the watchdog only while every worker thread is alive."""
+        """Feed the watchdog only while every worker thread is alive; end a drain whose time is
+        up."""
+        if self.drain.expire():
+            self.publisher.agent_event("resumed", reason="the drain's time was up")
         alive = all(t.is_alive() for t in self._threads)
         if alive:
             self.notifier.notify("WATCHDOG=1")
@@ -230,7 +249,7 @@ class Agent:
                     return
                 continue
             active = ActiveJob(job, slot.index)
-            self._active[job.job_id] = active
+            self.cancels.attach(active)
             try:
                 ok = self.runner.run(active, slot)
                 self._count("completed" if ok else "failed")
@@ -280,12 +299,27 @@ class Agent:
             self._count(kind)
             self.publisher.job_event(entry.job_id, f"result_{kind}", error=outcome.note)
             return
+        timing = self._deliver_seconds(entry.job_id)
         if outcome.dropped:
-            self.publisher.job_event(entry.job_id, "failed", error=outcome.note)
+            self.publisher.job_event(entry.job_id, "failed", error=outcome.note,
+                                     content_type=entry.content_type)
             return
         self.publisher.job_event(entry.job_id, "completed" if result.get("success") else "failed",
                                  error=result.get("error_message"),
-                                 duration=result.get("processing_time"))
+                                 duration=result.get("processing_time"),
+                                 content_type=entry.content_type, **timing)
+
+    def _job_event(self, job_id: str, phase: str, **fields: Any) -> None:
+        """The runners' events; notes when a result is spooled, to time its delivery."""
+        if phase == "spooled":
+            self._spooled_at[job_id] = time.monotonic()
+        self.publisher.job_event(job_id, phase, **fields)
+
+    def _deliver_seconds(self, job_id: str) -> dict[str, float]:
+        """{deliver_s} for a result spooled by this run (one from a previous run has no
+        spool time here)."""
+        spooled = self._spooled_at.pop(job_id, None)
+        return {} if spooled is None else {"deliver_s": round(time.monotonic() - spooled, 3)}
 
     def _spool_failure(self, job_id: str, reason: str) -> None:
         self.journal.spool_result(job_id, JobResult(False, error_message=reason).to_json())
@@ -390,7 +424,7 @@ class Agent:
         return {"state": state, "state_reason": reason, "slots_used": len(active),
                 "slots_total": len(self.slots),
                 "active_jobs": active, "counters": self.counters(),
-                "outbox_depth": self.journal.outbox_depth()}
+                "outbox_depth": self.journal.outbox_depth(), **self.drain.view()}
 
     def _hello(self) -> dict[str, Any]:
         import socket

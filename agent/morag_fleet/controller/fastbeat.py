@@ -51,6 +51,8 @@ class FastBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     active_jobs: list[FastJob]
     counters: dict[str, int]
     state_reason: str | None = None  # why the agent is paused: "disk full", "drained"
+    drain_note: str | None = None  # the operator's words when draining it
+    drain_until: Number | None = None  # when the agent resumes by itself (epoch seconds)
     outbox_depth: int | None = None
     gpus: list[dict[str, Scalar]] | None = None
     cpu_percent: Number | None = None

@@ -21,9 +21,11 @@ MAX_FRAME_BYTES = 256 * 1024
 AGENT_KINDS = ("hello", "heartbeat", "event", "bye", "ping")
 CONTROLLER_KINDS = ("ack", "command")
 AGENT_STATES = ("idle", "busy", "draining", "paused")
-COMMANDS = ("drain", "resume")
+COMMANDS = ("drain", "resume", "cancel")
 JOB_PHASES = ("claimed", "downloading", "converting", "submitted", "spooled", "completed",
-              "failed")
+              "failed", "result_refused", "result_discarded", "slot_recycled")
+# seconds a job spent in a phase, sent with the event that ends the phase
+PHASE_SECONDS_FIELDS = ("download_s", "convert_s", "deliver_s")
 MAX_NAME_LEN = 128
 MAX_DEPTH = 32
 # an agent is lost after three missed heartbeats: a longer interval would hide a dead agent
@@ -172,6 +174,9 @@ def _validate_heartbeat(body: dict[str, Any]) -> None:
         check_gpu(gpu)
     for key in HOST_NUMBER_FIELDS:
         _optional_number(body, key, "host figure")
+    _optional_number(body, "drain_until", "drain")
+    if body.get("drain_note") is not None and type(body["drain_note"]) is not str:
+        raise SchemaError("drain_note must be a string")
     for value in counters.values():
         if type(value) is not int:
             raise SchemaError("counters must map names to integers")
@@ -187,6 +192,8 @@ def _validate_event(body: dict[str, Any]) -> None:
             raise SchemaError(f"unknown job phase {body['name']!r}")
         _require(body, "progress", _NUMBER, optional=True)
         _require(body, "duration", _NUMBER, optional=True)
+        for key in PHASE_SECONDS_FIELDS:
+            _require(body, key, _NUMBER, optional=True)
 
 
 _BODY_CHECKS = {
