@@ -3,6 +3,7 @@ the rendering of whole pages in the layout."""
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from importlib import resources
@@ -70,7 +71,7 @@ class Dashboard:
         fields: dict[str, Any] = {f"nav_{name}": ' class="here"' if name == here else ""
                                   for name in PAGES}
         return self.layout.substitute(
-            title=esc(title), prefix=esc(self.prefix), live=live, banner=banner, body=body,
+            title=esc(title), prefix=html.escape(self.prefix), live=live, banner=banner, body=body,
             who=self._who(viewer), started=esc(time.strftime(
                 "%Y-%m-%d %H:%M", time.localtime(self.started))),
             built=esc(time.strftime("%H:%M:%S")), **fields)

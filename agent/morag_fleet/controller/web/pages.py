@@ -24,6 +24,9 @@ def serve_get(h: Handler, path: str, query: dict[str, str]) -> None:
     if path == "/metrics":
         h.metrics()
         return
+    if path == "/favicon.ico":
+        h._send(204, b"", "image/x-icon", {"Cache-Control": "max-age=86400"})
+        return
     if path.startswith("/static/") and path[8:] in app.static:
         name = path[8:]
         h._send(200, app.static[name].encode(), STATIC_TYPES[name.rsplit(".", 1)[1]],
@@ -170,7 +173,7 @@ def login_page(h: Handler, viewer: Viewer, query: dict[str, str], error: str = "
     else:
         problem = f'<p class="error">{esc(error)}</p>' if error else ""
         body = (f'<section><h2>Sign in</h2>{problem}<form method="post" '
-                f'action="{viewer.url("/login")}" class="action"><label>dashboard token '
+                f'action="{viewer.url("/login")}" class="action login"><label>dashboard token '
                 '<input type="password" name="token" autocomplete="current-password" '
                 'required></label><button type="submit">Sign in</button></form>'
                 "<p class=\"muted\">The token is in the file given to the controller with "
