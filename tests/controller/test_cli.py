@@ -138,7 +138,9 @@ def test_metrics_endpoint(short_tmp: Path, cleanup: list) -> None:
     assert 'morag_fleet_job_duration_seconds_count{content_type="document"} 2.0' in text
     assert "morag_fleet_active_jobs 1.0" in text
     assert 'morag_fleet_frames_total{kind="heartbeat"}' in text
-    assert 'morag_fleet_outbox_depth{agent="a1"} 0.0' in text
+    assert "morag_fleet_outbox_results 0.0" in text
+    assert "morag_fleet_outbox_depth{" not in text  # per agent only while it has a backlog
+    assert "morag_fleet_slots_busy " in text
 
 
 def test_systemd_readiness_and_clean_sigterm(short_tmp: Path) -> None:

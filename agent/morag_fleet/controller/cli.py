@@ -88,13 +88,34 @@ def _register_views(subparsers: Any) -> None:
                             ("resume", "tell a drained agent to claim again")):
         p = subparsers.add_parser(name, help=help_text)
         p.add_argument("agent", help="agent name as shown by `morag-fleet status`")
+        if name == "drain":
+            p.add_argument("--note", default=None,
+                           help="why, shown with the agent (\"driver update, back at 14:00\")")
+            p.add_argument("--until", default=None, metavar="TIME",
+                           help="resume by itself then: a time of day (14:00) or a duration "
+                                "(30m, 2h, 1d)")
         common(p, watch=False)
         p.set_defaults(func=cmd_command, command_name=name)
+    _register_cancel(subparsers, common)
     p = subparsers.add_parser("forget", help="remove an agent's record from the controller's "
                               "state and history database (its events stay)")
     p.add_argument("agent", help="agent name as shown by `morag-fleet status`")
     common(p, watch=False)
     p.set_defaults(func=cmd_forget)
+
+
+def _register_cancel(subparsers: Any, common: Any) -> None:
+    p = subparsers.add_parser("cancel", help="stop a running job: its slot gets SIGTERM, then "
+                              "SIGKILL; the job is reported failed (cancelled by operator)")
+    p.add_argument("job", help="job id as shown by `morag-fleet jobs`")
+    p.add_argument("--note", default=None, help="why; MoRAG gets it in the failure's reason")
+    p.add_argument("--grace", type=float, default=None, metavar="SECONDS",
+                   help="seconds between SIGTERM and SIGKILL (default 10)")
+    p.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for the agent's answer and the job's failure "
+                        "(0: only send)")
+    common(p, watch=False)
+    p.set_defaults(func=cmd_cancel)
 
 
 # ---- the daemon ---------------------------------------------------------------------------------
@@ -231,15 +252,37 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_command(args: argparse.Namespace) -> int:
+    extra = {"note": args.note, "until": args.until} if args.command_name == "drain" else {}
     try:
-        result = _client(args).call(args.command_name, agent=args.agent)
+        result = _client(args).call(args.command_name, agent=args.agent, **extra)
     except (ControllerUnavailable, ControlError, ValueError) as exc:
         return _fail(exc)
     if args.json:
         print(json.dumps(result))
-    else:
-        print(f"{args.command_name} sent to {args.agent}")
+        return 0
+    line = f"{args.command_name} sent to {args.agent}"
+    if result.get("note"):
+        line += f": {result['note']}"
+    if views.is_number(result.get("until")):
+        line += f" (resumes by itself at {views.clock(result['until'])})"
+    print(screen(line))
     return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from morag_fleet.controller.cancel_wait import wait_for_cancel
+
+    client = _client(args)
+    try:
+        sent = client.call("cancel", job=args.job, note=args.note, grace=args.grace)
+        outcome = wait_for_cancel(client, sent, args.wait)
+    except (ControllerUnavailable, ControlError, ValueError) as exc:
+        return _fail(exc)
+    if args.json:
+        print(json_text(outcome))
+    else:
+        print(screen(outcome["message"]))
+    return 0 if outcome["ok"] else 1
 
 
 def cmd_forget(args: argparse.Namespace) -> int:

@@ -19,10 +19,11 @@ from typing import Any
 
 import zmq
 
-from morag_fleet.controller import views
+from morag_fleet.controller import actions, views
 from morag_fleet.controller.auth import AuthorizedKeys
 from morag_fleet.controller.control import ControlError, bind_control, serve_one
 from morag_fleet.controller.fastbeat import decode_heartbeat
+from morag_fleet.controller.history import History
 from morag_fleet.controller.identity import IdentityRefused
 from morag_fleet.controller.metrics import Metrics
 from morag_fleet.controller.state import AgentRecord, FleetState
@@ -104,6 +105,7 @@ class Controller:
         self.auth: AuthorizedKeys | None = None
         self.state = FleetState(self._is_authorized, config.names_per_key)
         self.store: Store | None = None
+        self.history: History | None = None  # read-only queries, safe from any thread
         self.metrics = Metrics(self.state)
         self.web: Any = None  # the HTTP server for /metrics and the dashboard
         self.started = time.time()
@@ -118,6 +120,7 @@ class Controller:
     def start(self) -> None:
         self._prepare_state_dir()
         self.store = Store(self.config.state_dir / "controller.sqlite", self.config.retention)
+        self.history = History(self.store.path)
         self.state.load(self.store.load_agents())
         self.router = self._bind_router()
         self.control = bind_control(self.ctx, self.config.state_dir)
@@ -193,6 +196,8 @@ class Controller:
         self._reload = True
 
     def close(self) -> None:
+        if self.history is not None:
+            self.history.close()
         if self.store is not None:
             self.flush()
             self.store.close()
@@ -340,6 +345,7 @@ class Controller:
             new, outcome = self.state.on_event(record, msg)
             if new:
                 events.append(PendingEvent(record.name, msg["ts"], msg["body"]))
+                self.metrics.job_event(record, msg["body"])
             else:
                 self.state.count("duplicate:event")
             if outcome is not None:
@@ -436,8 +442,11 @@ class Controller:
                 self.state, self.auth.names if self.auth else {}),
             "jobs": lambda args: views.jobs_data(self.state),
             "events": self._events,
-            "drain": lambda args: self.command(args.get("agent"), "drain"),
-            "resume": lambda args: self.command(args.get("agent"), "resume"),
+            "drain": lambda args: actions.drain(self, args.get("agent"), args.get("note"),
+                                                args.get("until")),
+            "resume": lambda args: actions.resume(self, args.get("agent")),
+            "cancel": lambda args: actions.cancel(self, args.get("job"), args.get("note"),
+                                                  args.get("grace")),
             "forget": lambda args: self.forget(args.get("agent")),
             "stats": lambda args: {**self.info(), "counts": dict(self.state.counts)},
         }
@@ -453,8 +462,10 @@ class Controller:
                                  limit=min(int(args.get("limit") or 50), 10_000),
                                  job_id=args.get("job"))
 
-    def command(self, agent: Any, name: str) -> dict[str, Any]:
-        """Send drain/resume to a connected agent on its current connection."""
+    def command(self, agent: Any, name: str, body: dict[str, Any] | None = None,
+                recorded: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send a command to a connected agent on its current connection and record that it
+        was sent (with `recorded`, or the body, in the event). Loop thread only."""
         record = self.state.agents.get(agent) if isinstance(agent, str) else None
         if record is None:
             raise ControlError(f"unknown agent {agent!r}")
@@ -462,15 +473,17 @@ class Controller:
             raise ControlError(f"agent {agent} is {record.status}; {name} was not sent")
         if record.routing_id is None:  # another agent spoke on its routing id since
             raise ControlError(f"agent {agent} has no current connection; {name} was not sent")
-        message = {"v": schema.PROTOCOL_VERSION, "kind": "command", "name": name, "body": {},
-                   "ts": time.time()}
+        message = {"v": schema.PROTOCOL_VERSION, "kind": "command", "name": name,
+                   "body": body or {}, "ts": time.time()}
         try:
             self.router.send_multipart([record.routing_id, codec.encode(message)], zmq.DONTWAIT)
         except zmq.ZMQError as exc:
             raise ControlError(f"agent {agent} could not be reached: {exc}") from None
         assert self.store is not None
+        detail = {k: v for k, v in (body if recorded is None else recorded).items()
+                  if v is not None}
         self.store.record_events([self._controller_event(agent, "command", time.time(),
-                                                         {"command": name})], {})
+                                                         {"command": name, **detail})], {})
         return {"agent": agent, "command": name, "sent": True}
 
     def forget(self, agent: Any) -> dict[str, Any]:

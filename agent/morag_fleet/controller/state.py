@@ -17,7 +17,8 @@ from morag_fleet.controller.identity import Identities
 from morag_fleet.controller.identity import IdentityRefused as IdentityRefused  # re-exported
 from morag_fleet.wire import codec, schema
 
-TERMINAL_PHASES = ("completed", "failed")
+TERMINAL_PHASES = ("completed", "failed", "result_refused", "result_discarded")
+NO_STATE_PHASES = ("slot_recycled",)  # said about a job without changing its phase
 LOST_AFTER_BEATS = 3
 
 # fields kept from the heartbeat verbatim for the views
@@ -99,6 +100,9 @@ class AgentRecord:
                               for k in HOST_FIELDS}
         data["jobs"] = [job_view(job) for job in self.jobs.values()]
         data["status"] = self.status
+        for name in ("drain_note", "drain_until"):  # see views.drain_info for the checks
+            value = stats.get(name) if isinstance(stats, dict) else getattr(stats, name, None)
+            data[name] = value if self.link == "online" else None
         return data
 
     def stored_dict(self) -> dict[str, Any]:
@@ -114,6 +118,7 @@ class JobOutcome:
     outcome: str
     content_type: str
     duration: float | None
+    error: str | None = None
 
 
 class FleetState:
@@ -243,6 +248,8 @@ class FleetState:
     def _job_event(self, record: AgentRecord, body: dict[str, Any],
                    ts: float) -> JobOutcome | None:
         job_id, phase = body["job_id"], body["name"]
+        if phase in NO_STATE_PHASES:
+            return None
         job = record.jobs.get(job_id) or {"job_id": job_id, "started_at": ts,
                                           "content_type": "", "progress": None}
         job["phase"] = phase
@@ -257,7 +264,9 @@ class FleetState:
         duration = body.get("duration")
         if duration is None and isinstance(job.get("started_at"), (int, float)):
             duration = max(0.0, ts - job["started_at"])
-        return JobOutcome(record.name, job_id, phase, job["content_type"] or "unknown", duration)
+        error = body.get("error") if isinstance(body.get("error"), str) else None
+        return JobOutcome(record.name, job_id, phase, job["content_type"] or "unknown", duration,
+                          error)
 
     # ---- liveness --------------------------------------------------------------------------
     def find_lost(self, now: float | None = None) -> list[AgentRecord]:

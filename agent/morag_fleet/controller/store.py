@@ -1,6 +1,7 @@
-"""SQLite history for the controller: agents, event history, and each agent's last recorded event
-sequence. The sequence is written in the same transaction as the events it covers, so an ack is
-only ever sent for events that are on disk and a restarted controller still deduplicates.
+"""SQLite history for the controller: agents, event history, one row per job (kept up to date
+from the job events, see `jobrows`), and each agent's last recorded event sequence. The sequence
+is written in the same transaction as the events it covers, so an ack is only ever sent for
+events that are on disk and a restarted controller still deduplicates.
 
 An agent row keeps what changes rarely as JSON and its last heartbeat as the frame it arrived in
 (`beat`), so saving ten thousand agents costs no per-heartbeat encoding. Rows are read back
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from morag_fleet.controller.jobrows import JOB_UPSERT, job_row
 from morag_fleet.controller.restore import restore_record
 from morag_fleet.controller.state import AgentRecord
 from morag_fleet.log import get_logger
@@ -33,6 +35,13 @@ CREATE TABLE IF NOT EXISTS events (
     body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_agent ON events (agent, id);
 CREATE INDEX IF NOT EXISTS events_received ON events (received);
+CREATE INDEX IF NOT EXISTS events_job ON events (job_id, id);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY, agent TEXT NOT NULL, content_type TEXT, state TEXT NOT NULL,
+    claimed REAL, updated REAL NOT NULL, finished REAL, progress REAL, error TEXT, reason TEXT,
+    download_s REAL, convert_s REAL, deliver_s REAL, duration_s REAL);
+CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (state, finished);
 """
 
 
@@ -110,6 +119,8 @@ class Store:
             self.db.executemany(
                 "INSERT INTO events (received, ts, agent, scope, name, job_id, body) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self.db.executemany(JOB_UPSERT, [row for e in events
+                                             if (row := job_row(e.agent, e.ts, e.body))])
             self.db.executemany(
                 "INSERT INTO sessions (name, sid, last_seq) VALUES (?, ?, ?) ON CONFLICT(name) "
                 "DO UPDATE SET sid=excluded.sid, last_seq=excluded.last_seq",
@@ -136,6 +147,9 @@ class Store:
                  "name": r[5], "job_id": r[6], "body": _event_body(r[7])}
                 for r in reversed(rows)]
 
+    def last_event_id(self) -> int:
+        return int(self.db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
+
     def event_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM events").fetchone()[0])
 
@@ -150,6 +164,9 @@ class Store:
             top = self.db.execute("SELECT max(id) FROM events").fetchone()[0] or 0
             removed += self.db.execute("DELETE FROM events WHERE id <= ?",
                                        (top - self.retention.max_events,)).rowcount
+            self.db.execute("DELETE FROM jobs WHERE updated < ?", (cutoff,))
+            self.db.execute("DELETE FROM jobs WHERE job_id IN (SELECT job_id FROM jobs ORDER BY "
+                            "updated DESC LIMIT -1 OFFSET ?)", (self.retention.max_events,))
             self.db.execute("DELETE FROM sessions WHERE name IN "
                             "(SELECT name FROM agents WHERE last_seen < ?)", (cutoff,))
             self.db.execute("DELETE FROM agents WHERE last_seen < ?", (cutoff,))

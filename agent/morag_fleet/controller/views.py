@@ -48,9 +48,23 @@ def state_reason(record: AgentRecord) -> str | None:
     return reason if isinstance(reason, str) and reason else None
 
 
+def _beat_field(record: AgentRecord, name: str) -> Any:
+    stats = record.host_stats
+    return stats.get(name) if isinstance(stats, dict) else getattr(stats, name, None)
+
+
+def drain_info(record: AgentRecord) -> dict[str, Any]:
+    """The operator's note and resume time for a drained agent (None when not given)."""
+    if record.link != "online":
+        return {"drain_note": None, "drain_until": None}
+    note, until = _beat_field(record, "drain_note"), _beat_field(record, "drain_until")
+    return {"drain_note": note if isinstance(note, str) and note else None,
+            "drain_until": until if is_number(until) else None}
+
+
 def agent_row(record: AgentRecord) -> dict[str, Any]:
     return {"agent": record.name, "host": record.host, "state": record.status,
-            "state_reason": state_reason(record),
+            "state_reason": state_reason(record), **drain_info(record),
             "slots_used": record.slots_used, "slots_total": record.slots_total,
             "active_jobs": record.job_count if record.link == "online" else 0,
             "done": record.counters.get("completed", 0),
@@ -160,7 +174,25 @@ def _gpu_cell(gpu: dict[str, Any] | None) -> str:
 
 def _state_cell(row: dict[str, Any]) -> str:
     reason = row.get("state_reason")
-    return f"{row['state']}: {reason}" if reason else str(row["state"])
+    cell = f"{row['state']}: {reason}" if reason else str(row["state"])
+    return cell + drain_suffix(row)
+
+
+def drain_suffix(row: dict[str, Any]) -> str:
+    """` (note, until 14:00)` for a drained agent with a note or an end time."""
+    parts = []
+    if row.get("drain_note"):
+        parts.append(str(row["drain_note"]))
+    if is_number(row.get("drain_until")):
+        parts.append("until " + clock(row["drain_until"]))
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def clock(ts: float, now: float | None = None) -> str:
+    """A local time, with the date when it is not today."""
+    now = time.time() if now is None else now
+    same_day = time.localtime(ts)[:3] == time.localtime(now)[:3]
+    return time.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M", time.localtime(ts))
 
 
 def render_status(data: dict[str, Any]) -> str:
@@ -190,7 +222,8 @@ def render_agents(agents: list[dict[str, Any]]) -> str:
     rows = []
     for a in agents:
         host = a.get("host_stats") or {}
-        rows.append((a["name"], a["host"], a["status"], a.get("key_name") or
+        rows.append((a["name"], a["host"], a["status"] + drain_suffix(a),
+                     a.get("key_name") or
                      (a["key"][:8] + "…" if a.get("key") else "-"),
                      ",".join(a.get("content_types") or []) or "-",
                      selftest_summary(a.get("selftest") or {}), host.get("cpu_percent"),
