@@ -13,8 +13,9 @@ agent's default batch size). Direct runs use the agent's default beams and word 
 their clock starts once every process has loaded its model, as the agent's clock starts once it
 is ready (its self-test has loaded the model in every slot). So the agent's own costs are what
 the ratio shows: claiming, downloading, extracting audio, delivering, and its processes running
-beside the slots. The agent must reach 0.95 of the best direct arrangement, and its transcripts
-are checked against the known text.
+beside the slots. After one round of everything, the agent and the best direct arrangement take
+turns for the remaining rounds, and each keeps its best. The agent must reach 0.95 of the best
+direct arrangement, and its transcripts are checked against the known text.
 """
 
 from __future__ import annotations
@@ -147,10 +148,45 @@ def last_completion(server: JobServer, ids: list[str]) -> float:
     return max(finished.values())
 
 
+AGENT = "morag-agent, default settings"
+Run = tuple[float, dict[str, str]]
+
+
+def first_round(files: list[Path], cores: int) -> dict[str, list[Run]]:
+    runs: dict[str, list[Run]] = {}
+    batch = WhisperOptions.from_options({}).batch_size
+    for label, size in (("sequential", 1), (f"batched {batch}", batch)):
+        runs[f"direct, {label}: 1 process x {cores} threads"] = [direct(files, 1, cores, size)]
+        runs[f"direct, {label}: {cores} processes x 1 thread"] = [direct(files, cores, 1, size)]
+    runs[AGENT] = [agent_run(files)]
+    return runs
+
+
+def agent_run(files: list[Path]) -> Run:
+    with tempfile.TemporaryDirectory(prefix="morag-bench-agent-") as tmp:
+        return through_agent(files, Path(tmp))
+
+
+def rematch(runs: dict[str, list[Run]], files: list[Path], cores: int, rounds: int) -> None:
+    """More rounds of the agent against the best direct arrangement, taking turns to go first:
+    on a shared machine the load drifts, and each side keeps its best round."""
+    best = min((name for name in runs if name != AGENT), key=lambda n: runs[n][0][0])
+    processes = cores if "processes" in best else 1
+    threads = 1 if processes > 1 else cores
+    size = 1 if "sequential" in best else WhisperOptions.from_options({}).batch_size
+    for round_index in range(1, rounds):
+        order = [AGENT, best] if round_index % 2 else [best, AGENT]
+        for name in order:
+            runs[name].append(agent_run(files) if name == AGENT
+                              else direct(files, processes, threads, size))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--minutes", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of the agent against the best direct arrangement")
     args = parser.parse_args()
     cores = max(1, int(usable_cpus()))
     known = speech_files(args.files, args.minutes)
@@ -158,28 +194,23 @@ def main() -> int:
     audio_seconds = args.files * args.minutes * 60
     note(f"{args.files} files x ~{args.minutes:g} min of speech, {cores} usable CPU(s)")
 
-    runs: dict[str, tuple[float, dict[str, str]]] = {}
-    batch = WhisperOptions.from_options({}).batch_size
-    for label, size in (("sequential", 1), (f"batched {batch}", batch)):
-        runs[f"direct, {label}: 1 process x {cores} threads"] = direct(files, 1, cores, size)
-        runs[f"direct, {label}: {cores} processes x 1 thread"] = direct(files, cores, 1, size)
-    with tempfile.TemporaryDirectory(prefix="morag-bench-agent-") as tmp:
-        runs["morag-agent, default settings"] = through_agent(files, Path(tmp))
-
-    best_direct = min(seconds for name, (seconds, _) in runs.items() if name.startswith("direct"))
-    rows = []
-    for name, (seconds, texts) in runs.items():
-        errors = [wer(known[path], texts.get(str(path), "")) for path in files]
-        rows.append([name, f"{seconds:.1f} s", f"{audio_seconds / seconds:.1f}x",
-                     f"{best_direct / seconds:.2f}", f"{max(errors):.3f}"])
-    table("Transcription throughput (speed = audio seconds per wall second; ratio = best direct "
-          "time / this time)", ["arrangement", "wall", "speed", "ratio", "worst WER"], rows)
-    agent_ratio = best_direct / runs["morag-agent, default settings"][0]
-    agent_wer = max(wer(known[p], runs["morag-agent, default settings"][1].get(str(p), ""))
-                    for p in files)
-    ok = agent_ratio >= TARGET and agent_wer < 0.3
+    runs = first_round(files, cores)
+    rematch(runs, files, cores, args.rounds)
+    best = {name: min(seconds for seconds, _ in tried) for name, tried in runs.items()}
+    worst_wer = {name: max(wer(known[path], texts.get(str(path), ""))
+                           for _, texts in tried for path in files)
+                 for name, tried in runs.items()}
+    best_direct = min(seconds for name, seconds in best.items() if name != AGENT)
+    rows = [[name, str(len(runs[name])), f"{seconds:.1f} s",
+             f"{audio_seconds / seconds:.1f}x", f"{best_direct / seconds:.2f}",
+             f"{worst_wer[name]:.3f}"] for name, seconds in best.items()]
+    table("Transcription throughput (best round of each; speed = audio seconds per wall second; "
+          "ratio = best direct time / this time)",
+          ["arrangement", "rounds", "wall", "speed", "ratio", "worst WER"], rows)
+    agent_ratio = best_direct / best[AGENT]
+    ok = agent_ratio >= TARGET and worst_wer[AGENT] < 0.3
     note(f"\nagent / best direct = {agent_ratio:.2f} (target >= {TARGET}); "
-         f"worst agent WER {agent_wer:.3f}: {verdict(ok)}")
+         f"worst agent WER {worst_wer[AGENT]:.3f}: {verdict(ok)}")
     note(f"repository: {REPO}")
     return 0 if ok else 1
 
