@@ -162,3 +162,34 @@ def test_drain_refuses_an_end_time_it_cannot_read(controller: ControllerProc,
     assert result.returncode == 1
     assert "use a time of day (14:00) or a duration" in result.stderr
     assert controller.agent("agent-1")["state"] == "idle"
+
+
+def test_job_history_and_failures_survive_a_controller_restart(
+        jobserver: JobServer, agent: AgentProcess, controller: ControllerProc, make_doc) -> None:
+    done = jobserver.create(make_doc("done.txt", "sleep 1.5\n"), "document")
+    wait_until(lambda: jobserver.status(done)["status"] == "completed", 60, "first job")
+    stopped = jobserver.create(make_doc("stopped.txt", "sleep 120\n"), "document")
+    wait_until(lambda: running_phase(controller, stopped) == "converting", 60, "converting")
+    assert controller.cli("cancel", stopped, "--note", NOTE, "--grace", "1").returncode == 0
+    wait_until(lambda: controller.json("job", done)["job"]["state"] == "completed", 30,
+               "the first job's row")
+
+    controller.stop()
+    controller.start()
+
+    timeline = controller.json("job", done)
+    assert [e["name"] for e in timeline["events"]] == [
+        "claimed", "downloading", "converting", "spooled", "completed"]
+    phases = timeline["phases"]
+    assert all(isinstance(phases[p], float) for p in ("wait", "download", "convert", "deliver"))
+    assert phases["convert"] >= 1.5  # the converter slept that long
+    groups = controller.json("failures")["groups"]
+    assert [(g["reason"], g["count"], g["agents"], g["content_types"]) for g in groups] == [
+        ("cancelled", 1, {"agent-1": 1}, {"document": 1})]
+    failed = controller.json("history", "--state", "failed")
+    assert [(j["job_id"], j["error"]) for j in failed] == [
+        (stopped, f"cancelled by operator: {NOTE}")]
+    text = controller.cli("job", stopped).stdout
+    for word in ("command", "cancel", "slot_recycled", "failed", NOTE, "phases:"):
+        assert word in text
+    assert {j["job_id"] for j in controller.json("history", "--since", "1h")} == {done, stopped}

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from morag_fleet.controller import views
+from morag_fleet.controller import history_cli, views
 from morag_fleet.controller.control import (
     ControlClient,
     ControlError,
@@ -97,6 +97,8 @@ def _register_views(subparsers: Any) -> None:
         common(p, watch=False)
         p.set_defaults(func=cmd_command, command_name=name)
     _register_cancel(subparsers, common)
+    history_cli.register(subparsers, common,
+                         lambda args: history_cli.cmd_history(args, _client(args), _fail))
     p = subparsers.add_parser("forget", help="remove an agent's record from the controller's "
                               "state and history database (its events stay)")
     p.add_argument("agent", help="agent name as shown by `morag-fleet status`")

@@ -14,10 +14,14 @@ import sqlite3
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from morag_fleet.controller.jobrows import JOB_COLUMNS, TERMINAL_STATES, row_dict
+
+if TYPE_CHECKING:
+    from morag_fleet.controller.server import Controller
 
 MAX_LIMIT = 5000
 # a job's phases as (name, the event that starts it, the events that may end it)
@@ -152,6 +156,30 @@ class History:
                           (agent, *STATE_EVENTS, _limit(limit)))
         return [{"id": r[0], "received": r[1], "ts": r[2], "name": r[3], "body": _body(r[4])}
                 for r in rows]
+
+
+def history_handlers(controller: Controller) -> dict[str, Callable[[dict[str, Any]], Any]]:
+    """The control socket's read-only history requests (the CLI's `job`, `failures`,
+    `history`)."""
+    def history() -> History:
+        assert controller.history is not None
+        return controller.history
+
+    def age(args: dict[str, Any], default: float | None) -> float | None:
+        value = args.get("max_age")
+        return float(value) if type(value) in (int, float) and value > 0 else default
+
+    return {
+        "job": lambda args: history().job_timeline(str(args.get("job") or "")),
+        "history": lambda args: history().jobs(
+            args.get("state"), args.get("content_type"), args.get("agent"), age(args, None),
+            args.get("limit") or 200),
+        "failures": lambda args: {
+            "groups": history().failures(age(args, 86400.0), args.get("limit") or 50),
+            "recent": history().recent_failures(age(args, 86400.0), args.get("limit") or 50)},
+        "agent_history": lambda args: history().agent_history(str(args.get("agent") or ""),
+                                                              args.get("limit") or 100),
+    }
 
 
 def phase_seconds(events: list[dict[str, Any]]) -> dict[str, float | None]:

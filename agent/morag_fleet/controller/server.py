@@ -23,7 +23,7 @@ from morag_fleet.controller import actions, views
 from morag_fleet.controller.auth import AuthorizedKeys
 from morag_fleet.controller.control import ControlError, bind_control, serve_one
 from morag_fleet.controller.fastbeat import decode_heartbeat
-from morag_fleet.controller.history import History
+from morag_fleet.controller.history import History, history_handlers
 from morag_fleet.controller.identity import IdentityRefused
 from morag_fleet.controller.metrics import Metrics
 from morag_fleet.controller.state import AgentRecord, FleetState
@@ -449,6 +449,7 @@ class Controller:
                                                   args.get("grace")),
             "forget": lambda args: self.forget(args.get("agent")),
             "stats": lambda args: {**self.info(), "counts": dict(self.state.counts)},
+            **history_handlers(self),
         }
 
     def info(self) -> dict[str, Any]:
