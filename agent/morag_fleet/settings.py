@@ -1,7 +1,7 @@
 """The agent's settings: defaults < YAML file < MORAG_* environment < command-line flags.
 
-The task description's keys, environment names and flags keep working, so a config written for
-MoRAG's own remote converter loads unchanged. Every value is checked once here; an unknown key or a
+The keys, environment names and flags of MoRAG's own remote converter keep working, so a config
+written for it loads unchanged. Every value is checked once here; an unknown key or a
 bad value is a `SettingsError` naming the key and where it came from.
 """
 
@@ -234,7 +234,7 @@ def _check_rules(settings: AgentSettings, fail: rules.Fail) -> None:
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
-    """MORAG_<KEY> for every key, plus the task description's legacy names."""
+    """MORAG_<KEY> for every key, plus the remote converter's legacy names."""
     found: dict[str, tuple[Any, str]] = {}
     names = set(_field_types())
     for env_name, value in environ.items():
@@ -300,7 +300,7 @@ def load_settings(
 
 
 def sample_config() -> str:
-    """The file `create-config` writes: the task description's keys first, then the rest."""
+    """The file `create-config` writes: the remote converter's keys first, then the rest."""
     sample = {
         "worker_id": "gpu-worker-01",
         "api_base_url": "https://morag.example.com",

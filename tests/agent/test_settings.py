@@ -30,7 +30,7 @@ def test_layers_override_in_order(tmp_path: Path) -> None:
 
 
 def test_file_beats_defaults_and_env_is_not_a_silent_default(tmp_path: Path) -> None:
-    """The task description's loader let environment defaults override the YAML file."""
+    """The remote converter's loader let environment defaults override the YAML file."""
     config = write(tmp_path, {"api_base_url": "http://file.example:9000/"})
     settings = load_settings(config, {}, environ={})
     assert settings.api_base_url == "http://file.example:9000"

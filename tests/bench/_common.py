@@ -1,4 +1,4 @@
-"""What the agent benchmarks share: tables, the task description's fixed-sleep worker (the
+"""What the agent benchmarks share: tables, the remote converter's fixed-sleep worker (the
 baseline every number is compared with), a poll-recording proxy, process sampling, and helpers
 to queue small text jobs and read server timestamps.
 
@@ -146,10 +146,10 @@ def pickup_seconds(statuses: Sequence[dict[str, Any]]) -> list[float]:
     return [epoch(s["started_at"]) - epoch(s["created_at"]) for s in statuses]
 
 
-# ----- the task description's worker ------------------------------------------------------------
+# ----- the remote converter's fixed-sleep worker -------------------------------------------------
 
 class FixedSleepWorker:
-    """The loop of the task description (and of MoRAG's own remote converter), as written there:
+    """The loop of MoRAG's own remote converter, as written there:
     poll once, process the job if there is one, then `time.sleep(poll_interval)` whatever
     happened. At most one job per poll interval; a new job waits half an interval on average.
 

@@ -40,7 +40,7 @@ SIMS = 2  # 5,000 connections each: a process needs two file descriptors per DEA
 BLAST_SECONDS = 6.0
 PACED = (25_000, 50_000)
 PACED_SECONDS = 6.0
-TARGET = 50_000  # heartbeats/s on one core (issue 4)
+TARGET = 50_000  # heartbeats/s on one core: the controller's design target
 SAMPLE_EVERY = 0.05
 
 

@@ -1,5 +1,5 @@
 """Pickup latency (job created -> claimed) of an idle agent that long-polls the reference job
-server, side by side with the task description's fixed-sleep loop on the same server, in the
+server, side by side with MoRAG's remote converter's fixed-sleep loop on the same server, in the
 same run.
 
 Both consumers run at once: the agent takes `document` jobs, the fixed-sleep worker (poll, then

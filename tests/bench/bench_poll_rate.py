@@ -1,7 +1,7 @@
 """No poll-rate cap, against the MoRAG double (no long poll, `wait` ignored):
 
 1. a queue of 100 trivial jobs, `poll_interval` 10, one agent with one slot: time to empty it;
-2. the task description's fixed-sleep loop on the same server, run for 4 jobs of another
+2. MoRAG's remote converter's fixed-sleep loop on the same server, run for 4 jobs of another
    content type; its measured claim-to-claim cycle is extrapolated to 100 jobs (not run: that
    would take ~1,000 s);
 3. an idle agent with `poll_interval` 3 behind a recording proxy for 40 s: the gaps between

@@ -209,7 +209,7 @@ def test_client_errors_are_not_retried(serve, status: int, error: type) -> None:
 
 
 def test_one_client_serves_many_threads(serve) -> None:
-    """The scheduler's slots share one client."""
+    """The agent's slots share one client."""
     lock = threading.Lock()
     count = [0]
 

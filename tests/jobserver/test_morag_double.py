@@ -1,5 +1,5 @@
-"""The MoRAG double behaves as MoRAG was measured to (shared/notes/morag-api.md), so agent tests
-against it mean something."""
+"""The MoRAG double behaves as MoRAG's own server does (docs/morag-compatibility.md), so agent
+tests against it mean something."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""A stand-in for MoRAG's own remote-jobs server, behaving as measured in
-shared/notes/morag-api.md, warts included: one JSON file per job, 200 with nulls when idle, no
-leases, no auth (a token is accepted and ignored), no requeue, no long poll (`wait` ignored),
+"""A stand-in for MoRAG's own remote-jobs server, behaving as that server does
+(docs/morag-compatibility.md), warts included: one JSON file per job, 200 with nulls when idle,
+no leases, no auth (a token is accepted and ignored), no requeue, no long poll (`wait` ignored),
 `max_jobs` > 1 claims several jobs but returns only the first, POST needs the trailing slash,
 HEAD on download is 405, download only while processing, a synchronous (optionally slow) result
 PUT that overwrites whatever was there, and expired jobs never handed out.

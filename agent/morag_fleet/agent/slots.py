@@ -201,7 +201,7 @@ class SlotProcess:
             self.recycle("timeout")
             return ConvertOutcome(
                 False, error=f"conversion timed out after {timeout:.0f} s", recycled=True)
-        # At most once per interval, not once per message: per message it cost a third of the
+        # At most once per interval, not once per message: per message it was a large share of the
         # agent's CPU on short jobs (tests/bench/bench_throughput.py --profile).
         if not self._memory_limit or time.monotonic() < self._next_memory_check:
             return None

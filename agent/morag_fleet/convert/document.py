@@ -58,7 +58,7 @@ def _ooxml_kind(path: Path) -> str | None:
 
 
 class DocumentConverter:
-    """Keeps one MarkItDown instance per slot (its import and set-up cost ~1.4 s)."""
+    """Keeps one MarkItDown instance per slot (its import and set-up are slow)."""
 
     name = "pypdfium2+markitdown"
 

@@ -71,7 +71,7 @@ def exif_metadata(image: Any) -> dict[str, Any]:
 
 
 class ImageConverter:
-    """Tesseract OCR (fast, ~0.3 s per image). Subclasses swap `ocr` for another engine."""
+    """Tesseract OCR (the fast default). Subclasses swap `ocr` for another engine."""
 
     name = "tesseract"
 

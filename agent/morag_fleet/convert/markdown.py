@@ -1,4 +1,4 @@
-"""Markdown layouts MoRAG's chunker understands (see shared notes: 'Result format').
+"""Markdown layouts MoRAG's chunker understands (docs/converters.md shows them).
 
 Shared by every converter so that headers, timestamps and metadata keys stay identical.
 """

@@ -1,8 +1,8 @@
 """The optional `rapidocr` image backend (`converters: {image: rapidocr}`).
 
-Slower and heavier than tesseract (2-4 s, ~1 GB) but it kept a word error rate of 0.05 on a
-rotated, blurred, noisy photo where tesseract had 0.39. Its ONNX models ship in the wheel, so it
-works offline. The engine is built once per slot.
+Slower and heavier than tesseract, but it reads rotated, blurred and noisy photos that tesseract
+gets mostly wrong. Its ONNX models ship in the wheel, so it works offline. The engine is built
+once per slot.
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ def capabilities(settings: AgentSettings) -> dict[str, Availability]:
 def capabilities_in_child(settings: AgentSettings, timeout: float = 300.0
                           ) -> dict[str, Availability]:
     """`capabilities()` asked of a short-lived process. Finding out imports every converter's
-    libraries (numpy, PyAV, CTranslate2, pandas through pytesseract: ~60 MB that never leaves);
+    libraries (numpy, PyAV, CTranslate2, pandas through pytesseract: memory that never leaves);
     the agent's main process never converts, so it stays small, and a library that crashes on
     import takes only that process with it. After such a crash each type is asked on its own,
     so one broken converter does not take the others out."""

@@ -86,7 +86,7 @@ class WhisperOptions:
     language: str | None = None
     vad_filter: bool = False
     # On by default: segment starts then come from the first word (whisper's own segment starts
-    # are snapped to coarse positions, seen 1.4 s early), at no measurable cost on CPU.
+    # are snapped to coarse positions and often start early), at no measurable cost on CPU.
     word_timestamps: bool = True
     window_seconds: float = DEFAULT_WINDOW_SECONDS
     batch_size: int = DEFAULT_BATCH_SIZE  # 0 or 1: always sequential
@@ -184,8 +184,8 @@ def resolve_device(device: str, compute_type: str) -> tuple[str, str]:
 
 
 class Transcriber:
-    """Holds loaded models for the life of a slot process (loading costs 0.3-1.3 s on CPU and
-    much more for large models on GPU), keyed by what makes a loaded model different."""
+    """Holds loaded models for the life of a slot process (loading takes a noticeable time on CPU
+    and much more for large models on GPU), keyed by what makes a loaded model different."""
 
     def __init__(self) -> None:
         self._models: dict[tuple[str, str, int, str, int], Any] = {}

@@ -54,7 +54,7 @@ class _Restart(Exception):
 class _BackgroundSha256:
     """sha256 on a second core while the caller keeps reading and writing.
 
-    Hashing (~1 GB/s) would otherwise halve download throughput on loopback and fast LANs;
+    Hashing in the reading thread would otherwise slow downloads on loopback and fast LANs;
     hashlib releases the GIL for large buffers, so a thread really runs in parallel. The queue
     is bounded (`depth` chunks), which keeps memory flat when the hash falls behind.
     """

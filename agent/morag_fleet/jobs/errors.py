@@ -1,4 +1,4 @@
-"""What can go wrong talking to the jobs API, as exception types the scheduler can act on.
+"""What can go wrong talking to the jobs API, as exception types the agent can act on.
 
 Each type maps to one decision: retry later (`ApiUnavailable`), stop and tell the operator
 (`ApiAuthError`), give the job up (`ApiNotFound`, `ApiConflict`, `DownloadError`), or distrust the

@@ -18,7 +18,7 @@ from morag_fleet.jobs.errors import ApiProtocolError
 # becomes part of request paths and of the per-job directory name.
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _POLL_FIELDS = ("job_id", "source_file_url", "content_type", "task_options")
-# Keys MoRAG's ingestion sets itself; ours would override them (see shared notes, "Result format").
+# Keys MoRAG's ingestion sets itself; ours would override them.
 RESERVED_METADATA_KEYS = ("source_path", "remote_job_id")
 
 

@@ -1,4 +1,4 @@
-"""The agent's DEALER socket to the controller, configured as the anchors recommend: IMMEDIATE
+"""The agent's DEALER socket to the controller, configured for a link that may vanish: IMMEDIATE
 (no queueing to a peer that is not there), a modest send high-water mark, bounded LINGER,
 reconnect backoff, ZMTP heartbeats, and CURVE unless plaintext was asked for explicitly."""
 
