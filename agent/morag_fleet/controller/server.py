@@ -87,9 +87,10 @@ def copying_context() -> zmq.Context:
     By default libzmq keeps a small received frame inside the connection's 8 KB read buffer, and
     the whole buffer lives as long as any frame in it is queued. With thousands of agents each
     read holds one or two heartbeats, so a backlog under overload kept a whole read buffer per
-    queued frame, several times the memory the frames themselves need (tests/bench/
-    bench_controller.py's overload run shows it). Copying a heartbeat-sized frame costs nothing measurable. Sockets take the setting when
-    they are created, so it is set before any socket exists."""
+    queued frame, several times the memory the frames themselves need (the overload run of
+    tests/bench/bench_controller.py shows it). Copying a heartbeat-sized frame costs nothing
+    measurable. Sockets take the setting when they are created, so it is set before any socket
+    exists."""
     ctx = zmq.Context()
     try:
         ctx.set(ZERO_COPY_RECV, 0)
