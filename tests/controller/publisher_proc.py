@@ -16,8 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from morag_fleet.agent.publisher import Publisher
 from morag_fleet.settings import AgentSettings
-from morag_fleet.wire.publisher import Publisher
 
 _print_lock = threading.Lock()
 

@@ -103,8 +103,8 @@ def test_an_agent_cannot_take_over_another_agents_name(short_tmp: Path, cleanup:
 
 
 def test_probe_controller_for_agent_check(short_tmp: Path, cleanup: list) -> None:
+    from morag_fleet.agent.publisher import probe_controller
     from morag_fleet.settings import AgentSettings
-    from morag_fleet.wire.publisher import probe_controller
 
     keys = make_keys(short_tmp, "controller", "good", "stranger")
     controller = curve_controller(short_tmp, keys, ("good",))

@@ -67,7 +67,7 @@ def check_api(settings: AgentSettings) -> CheckResult:
 def check_controller(settings: AgentSettings) -> CheckResult:
     if not settings.controller:
         return CheckResult("controller", True, "not configured (telemetry off)", required=False)
-    from morag_fleet.wire.publisher import probe_controller
+    from morag_fleet.agent.publisher import probe_controller
 
     ok, detail = probe_controller(settings, timeout=5.0)
     return CheckResult("controller", ok, f"{settings.controller}: {detail}")

@@ -31,6 +31,6 @@ def make_publisher(settings: AgentSettings, snapshot: Callable[[], dict[str, Any
                    hello: dict[str, Any]) -> Any:
     if not settings.controller:
         return NullPublisher()
-    from morag_fleet.wire.publisher import Publisher
+    from morag_fleet.agent.publisher import Publisher
 
     return Publisher(settings, snapshot, on_command, hello)

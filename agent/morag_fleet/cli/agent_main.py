@@ -1,7 +1,8 @@
 """`morag-agent`: run the agent, check the host, or manage its config.
 
-Sub-commands: run (the default), check, create-config, show-config, test-connection. The task
-description's flags (`--create-config`, `--test-connection`, `--max-jobs`, ...) keep working.
+Sub-commands: run (the default), check, create-config, show-config, test-connection. The flags
+of MoRAG's own remote converter (`--create-config`, `--test-connection`, `--max-jobs`, ...) keep
+working.
 """
 
 from __future__ import annotations
@@ -150,8 +151,8 @@ def _selftest_lines(selftest: dict[str, dict[str, Any]]) -> list[str]:
 def cmd_run(settings: AgentSettings) -> int:
     import sqlite3
 
+    from morag_fleet.agent.agent import Agent
     from morag_fleet.agent.statedir import journal_error, state_dir_problem
-    from morag_fleet.agent.worker import Agent
 
     problem = state_dir_problem(settings.state_dir)
     if problem:

@@ -21,6 +21,7 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from morag_fleet.agent.hoststats import HostStats
 from morag_fleet.log import get_logger
 from morag_fleet.settings import AgentSettings
 from morag_fleet.wire import codec, schema
@@ -31,7 +32,6 @@ from morag_fleet.wire.link import (
     dealer_socket,
     describe_handshake_failure,
 )
-from morag_fleet.wire.sysstats import SystemStats
 
 log = get_logger(__name__)
 
@@ -138,7 +138,7 @@ class Publisher:
     # ---- the publisher thread ----------------------------------------------------------------
     def _run(self) -> None:
         ctx = zmq.Context()
-        stats = SystemStats(self._settings.state_dir)
+        stats = HostStats(self._settings.state_dir)
         sock = dealer_socket(ctx, self._keys, self._interval)
         monitor = sock.get_monitor_socket(HANDSHAKE_EVENTS)
         try:
@@ -152,7 +152,7 @@ class Publisher:
             self._connected = False
             ctx.destroy(linger=self._linger_ms())
 
-    def _loop(self, sock: zmq.Socket, monitor: zmq.Socket, stats: SystemStats) -> None:
+    def _loop(self, sock: zmq.Socket, monitor: zmq.Socket, stats: HostStats) -> None:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(monitor, zmq.POLLIN)
@@ -249,7 +249,7 @@ class Publisher:
         except Exception:
             log.exception("telemetry_command_failed", command=name)
 
-    def _send_heartbeat(self, sock: zmq.Socket, stats: SystemStats) -> None:
+    def _send_heartbeat(self, sock: zmq.Socket, stats: HostStats) -> None:
         if not self._connected:
             self._dropped_heartbeats += 1  # nobody to tell; a stale beat is worth nothing later
             return

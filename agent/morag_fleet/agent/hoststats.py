@@ -1,6 +1,6 @@
 """Host figures for the heartbeat: CPU, memory and disk via psutil, GPUs via NVML when the driver
-and nvidia-ml-py are present. NVML is opened once and kept open, because opening it costs tens of
-milliseconds and the heartbeat may run every second."""
+and nvidia-ml-py are present. NVML is opened once and kept open: opening it is slow next to a
+heartbeat, which may run every second."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import psutil
 
 
-class SystemStats:
+class HostStats:
     """Call `sample()` from one thread; `close()` releases NVML."""
 
     def __init__(self, disk_path: str | Path = "/") -> None:
