@@ -7,12 +7,14 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
+
 from tests.controller.fleet import ControllerProc
 from tests.monitoring.promql import exported_names, metric_names
 from tests.support.process import REPO_ROOT, free_port
@@ -109,10 +111,8 @@ def test_the_dashboard_is_importable_and_uses_the_datasource_variable() -> None:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
+def exported() -> Iterator[set[str]]:
     """The names a real controller's /metrics page exports."""
-    import tempfile
-
     base = Path(tempfile.mkdtemp(prefix="mfm-"))  # short: the control socket path must fit
     port = free_port()
     controller = ControllerProc(base, extra=("--metrics-port", str(port), "--metrics-addr",
