@@ -33,7 +33,7 @@ def claimed_and_spooled(server: JobServer, tmp: Path, text: str) -> tuple[MoragC
 def test_a_result_listed_before_it_was_delivered_is_not_sent_again(jobserver,
                                                                    tmp_path) -> None:
     client, journal, job_id = claimed_and_spooled(jobserver, tmp_path, "once")
-    deliverer = Deliverer(client, journal, retry_cap=5)
+    deliverer = Deliverer(client, journal)
     listed = journal.outbox()  # the outbox thread's list, taken before the delivery
     assert deliverer.deliver(job_id).delivered
     for entry in listed:
@@ -46,7 +46,7 @@ def test_a_result_listed_before_it_was_delivered_is_not_sent_again(jobserver,
 def test_background_delivery_holds_the_job_from_the_moment_it_is_handed_over(jobserver,
                                                                              tmp_path) -> None:
     client, journal, job_id = claimed_and_spooled(jobserver, tmp_path, "handed")
-    deliverer = Deliverer(client, journal, retry_cap=5)
+    deliverer = Deliverer(client, journal)
     delivery = BackgroundDelivery(deliverer, limit=1)
     outcomes: list[DeliveryOutcome | None] = []
     delivery.submit(job_id, outcomes.append)

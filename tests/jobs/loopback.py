@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from morag_fleet.jobs.client import MoragClient, RetryPolicy
+from morag_fleet.jobs.client import MoragClient
+from morag_fleet.jobs.retry import RetryPolicy
 from morag_fleet.settings import AgentSettings
 
 TOKEN = "tok-7Hq2-very-secret-value-Zx9"
-FAST_RETRY = RetryPolicy(max_attempts=4, base=0.01, cap=0.05, max_retry_after=60.0,
+FAST_RETRY = RetryPolicy(call_attempts=4, call_base=0.01, call_cap=0.05, max_retry_after=60.0,
                          download_resumes=3)
 
 

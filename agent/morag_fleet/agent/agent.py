@@ -67,8 +67,7 @@ class Agent:
         self.cancels = CancelDesk(self._active, self.journal)
         self._spooled_at: dict[str, float] = {}  # job id -> when its result was spooled
         self.leases = LeaseKeeper(self.client, self._client_stop)  # renews until delivered
-        self.deliverer = Deliverer(self.client, self.journal, settings.outbox_retry_max,
-                                   on_final=self._delivered)
+        self.deliverer = Deliverer(self.client, self.journal, on_final=self._delivered)
         self.content_types = self._usable_content_types()
         self.slots = [
             SlotProcess(i, settings.__dict__.copy(), self._gpu_for(i),

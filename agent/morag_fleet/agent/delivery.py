@@ -31,7 +31,6 @@ from morag_fleet.jobs.errors import (
     ApiUnavailable,
 )
 from morag_fleet.jobs.models import JobResult
-from morag_fleet.jobs.retry import Backoff
 from morag_fleet.log import get_logger
 
 log = get_logger(__name__)
@@ -54,12 +53,12 @@ OnFinal = Callable[[JournalEntry, DeliveryOutcome], None]
 class Deliverer:
     """Submits spooled results; one at a time per job (the runner and outbox thread share it)."""
 
-    def __init__(self, client: MoragClient, journal: Journal, retry_cap: float,
+    def __init__(self, client: MoragClient, journal: Journal,
                  on_final: OnFinal | None = None) -> None:
         self._client = client
         self._on_final = on_final
         self._journal = journal
-        self._retry_cap = retry_cap
+        self._retry = client.retry  # layer 4 of the policy: no limit on tries, capped waits
         self._busy: set[str] = set()
         self._unclear: set[str] = set()
         self._lock = threading.Lock()
@@ -110,7 +109,7 @@ class Deliverer:
                 return self._finished_elsewhere(entry, final)
             answer = self._client.submit_result(job_id, JobResult.from_json(entry.result))
         except ApiUnavailable as exc:
-            delay = self._retry_delay(entry.submit_tries)
+            delay = self._retry.result_delay(entry.submit_tries)
             self._journal.record_submit_failure(job_id, str(exc), delay)
             log.warning("result_spooled", job_id=job_id, retry_in=round(delay, 1), error=str(exc))
             return DeliveryOutcome(False, f"API unavailable, retry in {delay:.0f} s")
@@ -125,8 +124,9 @@ class Deliverer:
             log.error("result_dropped", job_id=job_id, reason=str(exc))
             return DeliveryOutcome(True, f"dropped: {exc}", dropped=True)
         except ApiProtocolError as exc:
-            delay = self._retry_delay(entry.submit_tries)
-            self._journal.record_submit_failure(job_id, str(exc), max(delay, 60.0))
+            delay = max(self._retry.result_delay(entry.submit_tries),
+                        self._retry.rejected_result_wait)
+            self._journal.record_submit_failure(job_id, str(exc), delay)
             log.error("result_rejected", job_id=job_id, error=str(exc))
             return DeliveryOutcome(False, f"rejected: {exc}")
         self._journal.mark_delivered(job_id)
@@ -165,13 +165,6 @@ class Deliverer:
                                    refused=True)
         log.info("result_confirmed", job_id=entry.job_id, tries=entry.submit_tries)
         return DeliveryOutcome(True, "server already has the result")
-
-    def _retry_delay(self, tries: int) -> float:
-        backoff = Backoff(base=1.0, cap=self._retry_cap)
-        delay = 0.0
-        for _ in range(tries + 1):
-            delay = backoff.next()
-        return delay
 
 
 class BackgroundDelivery:

@@ -73,7 +73,7 @@ class Poller:
 
     def _run(self, lead: bool) -> None:
         idle = Backoff(base=0.25, cap=self._settings.poll_interval, jitter="equal")
-        errors = Backoff(base=1.0, cap=max(self._settings.poll_interval, 30.0))
+        errors = self._client.retry.poll_error_backoff()
         while not self._stopping.is_set():
             if self._paused.is_set():
                 self._stopping.wait(PARK_CHECK)

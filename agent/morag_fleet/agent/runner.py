@@ -21,7 +21,6 @@ from morag_fleet.convert.registry import merged_options
 from morag_fleet.jobs.client import MoragClient
 from morag_fleet.jobs.errors import ApiError, ApiUnavailable
 from morag_fleet.jobs.models import DownloadedFile, Job, JobResult
-from morag_fleet.jobs.retry import Backoff
 from morag_fleet.log import get_logger
 from morag_fleet.settings import AgentSettings
 
@@ -171,8 +170,9 @@ class JobRunner:
         return JobResult(success=True, content=outcome.markdown, metadata=metadata)
 
     def _download(self, job: Job, job_dir: Path) -> DownloadedFile:
-        """Retries while the API is away: the job is ours and must still be reported."""
-        backoff = Backoff(base=1.0, cap=min(self.settings.poll_interval * 3, 60.0))
+        """Retries while the API is away, without limit (`RetryPolicy`, layer 3): the job is
+        ours and must still be reported."""
+        backoff = self.client.retry.job_wait_backoff()
         while True:
             if self.abort.is_set():
                 raise JobAborted()

@@ -3,8 +3,9 @@ use a second one, whose connections the stop path can cut off: `pollsockets`).
 
 Reads (poll, status, download, lease renewal) are retried on connection errors, timeouts, 408, 429
 and 5xx with capped jittered backoff that honours Retry-After, a bounded number of times, then
-raise `ApiUnavailable`. The result PUT is never retried here: MoRAG runs its whole ingestion inside
-that request, so after a timeout the caller must ask the job's status before sending it again.
+raise `ApiUnavailable` (`RetryPolicy` in `retry` states every retry layer's limit). The result PUT
+is never retried here: MoRAG runs its whole ingestion inside that request, so after a timeout
+the caller must ask the job's status before sending it again.
 
 Thread safety: the client keeps no per-call state; the session's connection pool is sized for the
 slots, so one client serves all of them. The API key lives only in a `requests` auth object whose
@@ -24,7 +25,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -44,7 +44,7 @@ from morag_fleet.jobs.errors import (
 )
 from morag_fleet.jobs.models import ConnectionReport, DownloadedFile, Job, JobResult
 from morag_fleet.jobs.pollsockets import PollSockets
-from morag_fleet.jobs.retry import Backoff, parse_retry_after, wait_or_stop
+from morag_fleet.jobs.retry import RetryPolicy, parse_retry_after, wait_or_stop
 from morag_fleet.log import get_logger, register_secret
 from morag_fleet.settings import AgentSettings
 
@@ -75,18 +75,6 @@ class _BearerAuth(requests.auth.AuthBase):
         return "BearerAuth(***)"
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard one call tries. `max_retry_after` is the longest Retry-After slept inside a
-    call; a server asking for more gets `ApiUnavailable(retry_after=...)` at once."""
-
-    max_attempts: int = 5
-    base: float = 0.5
-    cap: float = 10.0
-    max_retry_after: float = 60.0
-    download_resumes: int = 3
-
-
 class MoragClient:
     """Poll, download, submit, status and lease calls against one API base URL."""
 
@@ -100,9 +88,8 @@ class MoragClient:
         self.settings = settings
         self.base_url = settings.api_base_url.rstrip("/")
         self.stop = stop
-        self.retry = retry or RetryPolicy(
-            max_retry_after=min(60.0, settings.outbox_retry_max),
-            cap=max(RetryPolicy.base, min(10.0, settings.outbox_retry_max)))
+        # Every layer above (runner, deliverer, poller) takes its limits from this one policy.
+        self.retry = retry or RetryPolicy.from_settings(settings)
         self._secret = settings.api_key or None
         register_secret(self._secret)  # masked in every log event, whoever logs it
         self._auth = _BearerAuth(settings.api_key) if settings.api_key else None
@@ -194,7 +181,7 @@ class MoragClient:
         `read_body`; otherwise the response is still open for streaming and the body is b"".
         Raises ApiUnavailable when retries are exhausted, disabled, or `stop` (or `also_stop`)
         is set."""
-        backoff = Backoff(base=self.retry.base, cap=self.retry.cap)
+        backoff = self.retry.call_backoff()
         timeout = timeout or (self.settings.connect_timeout, self.settings.read_timeout)
         stops = [event for event in (self.stop, also_stop) if event is not None]
         attempt = 0
@@ -204,7 +191,7 @@ class MoragClient:
                                     session or self._session)
             if isinstance(failure, tuple):
                 return failure
-            last_try = not retry or attempt >= self.retry.max_attempts
+            last_try = not retry or attempt >= self.retry.call_attempts
             too_long = (failure.retry_after or 0.0) > self.retry.max_retry_after
             cut_off = also_stop is not None and also_stop.is_set()  # e.g. polls closed on stop
             if last_try or too_long or cut_off:
@@ -380,7 +367,7 @@ class MoragClient:
             return response
 
         def pause(resume: int) -> None:
-            delay = Backoff(base=self.retry.base, cap=self.retry.cap).next() * resume
+            delay = self.retry.resume_pause(resume)
             if wait_or_stop(delay, self.stop):
                 raise ApiUnavailable(f"{what}: stopped while waiting to resume")
 

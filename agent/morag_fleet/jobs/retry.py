@@ -1,8 +1,8 @@
-"""Capped exponential backoff with jitter, and Retry-After parsing.
+"""How the agent retries the jobs API: one `RetryPolicy` with every layer's limit, the capped
+exponential `Backoff` with jitter each layer draws its waits from, and Retry-After parsing.
 
-Shared by the API client (retries inside one call), the scheduler (idle polling) and the outbox
-(resubmitting results): jitter spreads a fleet's retries so agents that lost the API together do
-not all come back in the same instant.
+Jitter spreads a fleet's retries, so agents that lost the API together do not all come back in
+the same instant.
 """
 
 from __future__ import annotations
@@ -10,9 +10,13 @@ from __future__ import annotations
 import random
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from morag_fleet.settings import AgentSettings
 
 Jitter = Literal["full", "equal", "none"]
 
@@ -108,3 +112,93 @@ def wait_or_stop(delay: float, stop: threading.Event | None) -> bool:
         time.sleep(delay)
         return False
     return stop.wait(delay)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Every place the agent waits for the jobs API, innermost first, with its limit.
+
+    1. One API call (`MoragClient.send`): `call_attempts` tries, with full-jitter waits from
+       `call_base` doubling up to `call_cap` between them. A Retry-After up to `max_retry_after`
+       is waited out; a longer one ends the call at once. The result PUT is tried once (MoRAG
+       ingests inside it, so the layer above asks the job's status before sending it again).
+       `longest_call` is what one call can take in all before it raises `ApiUnavailable`.
+    2. One download (`SourceDownload`): a connection that drops mid-body is resumed with Range,
+       `download_resumes` times, after `resume_pause` seconds.
+    3. A job's download while the API is away (`JobRunner._download`): no limit on the tries.
+       Waits from `job_wait_base` doubling up to `job_wait_cap` between calls of layer 1.
+    4. A spooled result (`Deliverer`, the outbox thread): no limit on the tries, across
+       restarts. Waits from `result_base` doubling up to `result_cap`; a result the server
+       rejects as malformed waits at least `rejected_result_wait`.
+    5. Polling after an error (`Poller`): no limit; waits from `poll_error_base` up to
+       `poll_error_cap`. No job is held while polling.
+
+    So the total time a job may wait for the API has no limit, on purpose: a claimed job is
+    this agent's and must be reported, so neither its download nor its result gives up while
+    the API is away. The wait ends when the API answers again (within `noticed_within` seconds
+    for a download, within `result_cap` for a result), when the server takes the job back, or
+    when a hard stop aborts the job (its failure is then spooled and reported at the next start).
+    """
+
+    call_attempts: int = 5
+    call_base: float = 0.5
+    call_cap: float = 10.0
+    max_retry_after: float = 60.0
+    download_resumes: int = 3
+    job_wait_base: float = 1.0
+    job_wait_cap: float = 60.0
+    result_base: float = 1.0
+    result_cap: float = 300.0
+    rejected_result_wait: float = 60.0
+    poll_error_base: float = 1.0
+    poll_error_cap: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: AgentSettings) -> RetryPolicy:
+        """The agent's policy: `outbox_retry_max` caps every wait for a result (and no single
+        call waits longer), `poll_interval` sets how patient a waiting job and the poller are."""
+        most = settings.outbox_retry_max
+        return cls(call_cap=max(cls.call_base, min(cls.call_cap, most)),
+                   max_retry_after=min(cls.max_retry_after, most),
+                   job_wait_cap=max(cls.job_wait_base, min(settings.poll_interval * 3,
+                                                           cls.job_wait_cap)),
+                   result_cap=max(cls.result_base, most),
+                   poll_error_cap=max(settings.poll_interval, cls.poll_error_cap))
+
+    def call_backoff(self) -> Backoff:
+        """Layer 1: the waits between the attempts of one call."""
+        return Backoff(base=self.call_base, cap=self.call_cap)
+
+    def resume_pause(self, resume: int) -> float:
+        """Layer 2: the wait before the `resume`-th resume of a dropped download."""
+        return self.call_backoff().next() * resume
+
+    def job_wait_backoff(self) -> Backoff:
+        """Layer 3: the waits of a job whose download finds the API away."""
+        return Backoff(base=self.job_wait_base, cap=self.job_wait_cap)
+
+    def result_delay(self, tries: int) -> float:
+        """Layer 4: the wait after a result's `tries`-th failed submission (0 for the first),
+        drawn once under that attempt's ceiling."""
+        backoff = Backoff(base=self.result_base, cap=self.result_cap)
+        backoff.attempt = tries
+        return backoff.next()
+
+    def poll_error_backoff(self) -> Backoff:
+        """Layer 5: the waits of a poller after a failed poll."""
+        return Backoff(base=self.poll_error_base, cap=self.poll_error_cap)
+
+    def longest_call(self, connect_timeout: float, read_timeout: float) -> float:
+        """The most seconds one call of layer 1 takes before it raises `ApiUnavailable`: every
+        attempt runs into its timeouts and every wait is the longest allowed."""
+        backoff = self.call_backoff()
+        waits = 0.0
+        for _ in range(self.call_attempts - 1):
+            waits += max(backoff.ceiling(), self.max_retry_after)
+            backoff.attempt += 1
+        return self.call_attempts * (connect_timeout + read_timeout) + waits
+
+    def noticed_within(self) -> float:
+        """The longest a job waiting for its download sleeps before it asks again, so once the
+        API answers again the job goes on within this many seconds (plus one request)."""
+        return max(self.job_wait_cap, self.call_cap, self.max_retry_after)
