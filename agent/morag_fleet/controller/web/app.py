@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from morag_fleet.controller.state import FleetState
+from morag_fleet.controller.web import fleet_page
 from morag_fleet.controller.web.actions import Actions
 from morag_fleet.controller.web.guard import Guard, Session
 from morag_fleet.controller.web.history import History
@@ -22,6 +23,7 @@ from morag_fleet.controller.web.render import Viewer, esc
 from morag_fleet.controller.web.snapshot import SnapshotCache
 
 OUTCOMES_MAX_AGE_S = 5.0
+MAX_CACHED_VIEWS = 64
 MAX_STREAMS = 32  # live connections; more browsers fall back to polling
 PAGES = ("fleet", "jobs", "failures")
 
@@ -49,6 +51,7 @@ class Dashboard:
         self.stopping = threading.Event()
         self.streams = threading.BoundedSemaphore(MAX_STREAMS)
         self._outcomes: tuple[float, dict[str, dict[str, int]]] = (0.0, {})
+        self._fragments: dict[tuple[str, str, int], tuple[float, dict[str, str]]] = {}
 
     def viewer(self, session: Session | None) -> Viewer:
         return Viewer(self.prefix, self.guard.read_only, session.csrf if session else None)
@@ -61,6 +64,21 @@ class Dashboard:
             value = self.history.outcomes(now - 3600)
             self._outcomes = (now, value)
         return value
+
+    def fleet_fragments(self, state: str, query: str, page: int) -> dict[str, str]:
+        """The fleet page's parts for these filters, drawn once per snapshot however many pages
+        show them (they hold links only, nothing that depends on who is looking)."""
+        snap = self.snapshots.get()
+        key = (state, query, page)
+        cached = self._fragments.get(key)
+        if cached is not None and cached[0] == snap.taken:
+            return cached[1]
+        fragments = fleet_page.fleet_fragments(snap, self.outcomes(), self.viewer(None), state,
+                                               query, page)
+        if len(self._fragments) >= MAX_CACHED_VIEWS:
+            self._fragments.clear()
+        self._fragments[key] = (snap.taken, fragments)
+        return fragments
 
     def page(self, title: str, body: str, viewer: Viewer, here: str = "",
              live: str = "", banner: str = "") -> str:

@@ -150,11 +150,14 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._done(200)
             self.wfile.write(b"retry: 2000\n\n")
+            due = time.monotonic()
             while not self.app.stopping.is_set():
                 data = json.dumps({"html": build(), "stamp": time.time()})
                 self.wfile.write(f"event: update\ndata: {data}\n\n".encode())
                 self.wfile.flush()
-                self.app.stopping.wait(LIVE_EVERY_S)
+                # a steady cadence: the time spent building counts against the wait
+                due = max(due + LIVE_EVERY_S, time.monotonic() + LIVE_EVERY_S / 4)
+                self.app.stopping.wait(due - time.monotonic())
         finally:
             self.app.streams.release()
 

@@ -64,8 +64,7 @@ def _fleet_args(query: dict[str, str]) -> tuple[str, str, int]:
 
 def fleet(h: Handler, viewer: Viewer, query: dict[str, str]) -> None:
     state, text, page = _fleet_args(query)
-    fragments = fleet_page.fleet_fragments(h.app.snapshots.get(), h.app.outcomes(), viewer,
-                                           state, text, page)
+    fragments = h.app.fleet_fragments(state, text, page)
     live = viewer.url("/live/fleet", state=state, q=text, page=page or None)
     h._html(200, h.app.page("Fleet", fleet_page.fleet_body(fragments, viewer, state, text),
                             viewer, "fleet", live))
@@ -75,8 +74,7 @@ def live_fleet(h: Handler, viewer: Viewer, query: dict[str, str]) -> None:
     state, text, page = _fleet_args(query)
 
     def build() -> dict[str, str]:
-        return fleet_page.fleet_fragments(h.app.snapshots.get(), h.app.outcomes(), viewer,
-                                          state, text, page)
+        return h.app.fleet_fragments(state, text, page)
 
     _live(h, build, query)
 

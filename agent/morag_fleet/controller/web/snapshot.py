@@ -17,7 +17,7 @@ from typing import Any
 from morag_fleet.controller import views
 from morag_fleet.controller.state import AgentRecord, FleetState
 
-MAX_AGE_S = 0.5
+MAX_AGE_S = 1.0  # the live pages' cadence: one snapshot serves every update of a tick
 # attention first: the table's first page shows what an operator has to look at
 RANK = {"lost": 0, "paused": 1, "draining": 1, "busy": 2, "unknown": 3, "idle": 4,
         "offline": 5}
@@ -49,19 +49,29 @@ def _bucket(record: AgentRecord) -> str:
 
 
 def take(state: FleetState, now: float | None = None) -> Snapshot:
-    records = list(state.agents.values())
-    records.sort(key=lambda r: (RANK.get(r.status, 3), r.name))
+    """One pass over the records (each status read once), then one sort of plain tuples."""
+    keyed = []
     counts = dict.fromkeys(COUNTED, 0)
     used = total = 0
-    for record in records:
-        bucket = _bucket(record)
+    for record in list(state.agents.values()):
+        online = record.link == "online"
+        status = record.state if online else record.link
+        bucket = "draining" if status == "paused" and \
+            views.state_reason(record) == "drained" else status
         counts[bucket] = counts.get(bucket, 0) + 1
-        if record.link == "online":
+        keyed.append((RANK.get(status, 3), record.name, record))
+        if online:
             counts["online"] += 1
             used += record.slots_used if type(record.slots_used) is int else 0
             total += record.slots_total if type(record.slots_total) is int else 0
-    counts["agents"] = len(records)
-    return Snapshot(time.time() if now is None else now, records, counts, used, total)
+    keyed.sort(key=_rank_and_name)
+    counts["agents"] = len(keyed)
+    return Snapshot(time.time() if now is None else now, [k[2] for k in keyed], counts, used,
+                    total)
+
+
+def _rank_and_name(item: tuple[int, str, AgentRecord]) -> tuple[int, str]:
+    return item[0], item[1]
 
 
 class SnapshotCache:
