@@ -131,3 +131,15 @@ def test_every_docs_page_is_linked_from_the_readme() -> None:
               if not _SCHEME.match(target)}
     unlinked = [p.name for p in sorted(DOCS.glob("*.md")) if p.resolve() not in linked]
     assert not unlinked, f"docs pages the README does not link: {unlinked}"
+
+
+def test_benchmarks_page_covers_exactly_the_bench_scripts() -> None:
+    """Every figure on the benchmarks page comes from a script in tests/bench/: each script the
+    page names exists, and each benchmark script has its table there."""
+    text = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"tests/bench/([\w.]+\.py)", text))
+    missing = sorted(name for name in named if not (ROOT / "tests" / "bench" / name).is_file())
+    assert not missing, f"benchmarks.md names scripts that do not exist: {missing}"
+    scripts = {p.name for p in (ROOT / "tests" / "bench").glob("bench_*.py")}
+    untabled = sorted(scripts - named)
+    assert not untabled, f"bench scripts without a table in benchmarks.md: {untabled}"
