@@ -196,3 +196,18 @@ def test_history_rows_survive_reopening_the_database(tmp_path: Path) -> None:
 def test_reason_classes(error: str | None, expected: str) -> None:
     assert reason_class(error) == expected
     assert expected in REASON_CLASSES
+
+
+def test_a_history_from_before_job_rows_gets_them_from_its_events(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    old = Store(path)
+    old.record_events([*a_job("a1", "before", T0, error="download failed: 404"),
+                       agent_event("a1", T0 + 9, "paused")], {})
+    old.db.execute("DROP TABLE jobs")  # as a controller of the previous version left it
+    old.close()
+    upgraded = Store(path)
+    job = History(upgraded.path).job("before")
+    assert (job["state"], job["reason"], job["download_s"]) == ("failed", "download", 0.75)
+    upgraded.record_events(a_job("a1", "after", T0 + 100), {})
+    upgraded.close()
+    assert [j["job_id"] for j in History(Store(path).path).jobs()] == ["after", "before"]

@@ -72,8 +72,12 @@ class CancelDesk:
         if outcome == TOO_LATE:
             return CancelAnswer(job_id, TOO_LATE, "the result is being delivered already; the "
                                 "job is reported as it ended")
-        return CancelAnswer(job_id, CANCELLING, f"the job was {phase}; its slot is stopped "
-                            f"(SIGTERM, SIGKILL after {grace:g} s) and it is reported failed")
+        if phase == "converting":
+            how = f"its slot is stopped (SIGTERM, SIGKILL after {grace:g} s)"
+        else:  # a download is not cut off; nothing is converted after it
+            how = "it stops before converting"
+        return CancelAnswer(job_id, CANCELLING, f"the job was {phase}; {how} and it is "
+                            "reported failed")
 
     def attach(self, active: ActiveJob) -> None:
         """A slot takes a job: register it, and apply a cancel that came while it waited."""

@@ -65,13 +65,34 @@ class Store:
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        had_jobs = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                   "name = 'jobs'").fetchone() is not None
         self.db.executescript(SCHEMA)
+        if not had_jobs:
+            self._fill_jobs_from_events()
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(agents)")}
         if "beat" not in columns:  # a history written before heartbeats were kept as frames
             self.db.execute("ALTER TABLE agents ADD COLUMN beat BLOB")
 
     def close(self) -> None:
         self.db.close()
+
+    def _fill_jobs_from_events(self) -> None:
+        """A history written before jobs had rows: build them from the job events it kept,
+        once, so its jobs show up with the new ones."""
+        cursor = self.db.execute("SELECT agent, ts, body FROM events WHERE scope = 'job' "
+                                 "ORDER BY id")
+        filled = 0
+        with self.db:
+            self.db.execute("BEGIN")
+            while rows := cursor.fetchmany(5000):
+                values = [row for agent, ts, body in rows
+                          if type(ts) in (int, float) and isinstance(agent, str)
+                          and (row := job_row(agent, ts, _event_body(body)))]
+                self.db.executemany(JOB_UPSERT, values)
+                filled += len(values)
+        if filled:
+            log.info("job_history_built", events=filled, path=str(self.path))
 
     # ---- agents ---------------------------------------------------------------------------
     def load_agents(self) -> list[AgentRecord]:
