@@ -78,15 +78,20 @@ def chromium() -> Any:
 
 
 def screenshot(driver: Any, name: str, docs: bool = True) -> Path:
-    """The page as a PNG under the test artifacts (and under docs/img for the docs page)."""
+    """The whole page as a PNG under the test artifacts (and, with MORAG_DOCS_SCREENSHOTS set,
+    under docs/img for the docs page)."""
+    import base64
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1500, min(max(int(height) + 40, 700), 2400))
+    width, height = driver.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": width, "height": min(height, 4000), "scale": 1}})
     path = ARTIFACTS / f"{name}.png"
-    driver.save_screenshot(str(path))
+    path.write_bytes(base64.b64decode(shot["data"]))
     if docs and os.environ.get("MORAG_DOCS_SCREENSHOTS"):
         target = REPO_ROOT / "docs" / "img" / f"dashboard-{name}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
-    driver.set_window_size(1500, 1000)
     return path

@@ -16,7 +16,7 @@ def live_fragment(detail: dict[str, Any], viewer: Viewer) -> str:
     memory = stats.get("memory_available_mb")
     cells = [r.agent_state(detail),
              esc(f"{detail['slots_used']}/{detail['slots_total']}"), r.ago(detail["last_seen"]),
-             r.percent(stats.get("cpu_percent")), esc(stats.get("load1")),
+             r.percent(stats.get("cpu_percent")), _load(stats.get("load1")),
              r.percent(stats.get("memory_percent")),
              esc(f"{memory:.0f} MB") if isinstance(memory, (int, float)) else "-",
              r.percent(stats.get("disk_percent")), esc(detail["outbox_depth"])]
@@ -30,6 +30,10 @@ def live_fragment(detail: dict[str, Any], viewer: Viewer) -> str:
                    "no GPU reported", "gpus")
     return (f"{status}<h3>Slots</h3><div class=\"slots\">{jobs_cell(detail, viewer)}</div>"
             f"<h3>GPUs</h3>{gpus}")
+
+
+def _load(value: Any) -> str:
+    return esc(f"{value:.2f}") if isinstance(value, (int, float)) else "-"
 
 
 def _mb(value: Any) -> str:

@@ -17,7 +17,6 @@ from morag_fleet.controller.state import FleetState
 from morag_fleet.controller.web import fleet_page
 from morag_fleet.controller.web.actions import Actions
 from morag_fleet.controller.web.guard import Guard, Session
-from morag_fleet.controller.web.history import History
 from morag_fleet.controller.web.options import WebOptions, read_token
 from morag_fleet.controller.web.render import Viewer, esc
 from morag_fleet.controller.web.snapshot import SnapshotCache
@@ -33,8 +32,8 @@ def _package_text(*parts: str) -> str:
 
 
 class Dashboard:
-    def __init__(self, state: FleetState, registry: CollectorRegistry, state_dir: Path,
-                 options: WebOptions, started: float) -> None:
+    def __init__(self, state: FleetState, registry: CollectorRegistry, history: Any,
+                 state_dir: Path, options: WebOptions, started: float) -> None:
         self.state = state
         self.registry = registry
         self.options = options
@@ -43,7 +42,7 @@ class Dashboard:
         token = read_token(options.token_file) if options.token_file else None
         self.guard = Guard(token)
         self.snapshots = SnapshotCache(state)
-        self.history = History(state_dir / "controller.sqlite")
+        self.history = history  # controller.history: jobs, timelines, failures, agent changes
         self.actions = Actions(state_dir)
         self.layout = Template(_package_text("templates", "layout.html"))
         self.static = {name: _package_text("static", name)
@@ -61,7 +60,7 @@ class Dashboard:
         taken, value = self._outcomes
         now = time.time()
         if now - taken >= OUTCOMES_MAX_AGE_S:
-            value = self.history.outcomes(now - 3600)
+            value = self.history.finished_counts(3600)
             self._outcomes = (now, value)
         return value
 

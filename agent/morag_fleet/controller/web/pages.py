@@ -9,9 +9,8 @@ from urllib.parse import quote
 from morag_fleet.controller.web import agent_page, fleet_page, jobs_page
 from morag_fleet.controller.web.actions import ActionFailed
 from morag_fleet.controller.web.guard import SESSION_COOKIE, SESSION_TTL_S, Session, WriteRefused
-from morag_fleet.controller.web.history import JobStory
 from morag_fleet.controller.web.render import Viewer, esc
-from morag_fleet.controller.web.snapshot import agent_detail
+from morag_fleet.controller.web.snapshot import agent_detail, running_jobs
 
 if TYPE_CHECKING:
     from morag_fleet.controller.web.handler import Handler
@@ -94,7 +93,7 @@ def agent(h: Handler, viewer: Viewer, name: str, query: dict[str, str]) -> None:
     if record is None:
         not_found(h, viewer, f"No agent named {name} is known to this controller.")
         return
-    body = agent_page.agent_body(agent_detail(record), h.app.history.agent_changes(name),
+    body = agent_page.agent_body(agent_detail(record), h.app.history.agent_history(name),
                                  viewer)
     live = viewer.url("/live/agent/" + quote(name, safe=""))
     h._html(200, h.app.page(f"Agent {name}", body, viewer, "", live))
@@ -113,52 +112,48 @@ def live_agent(h: Handler, viewer: Viewer, name: str, query: dict[str, str]) -> 
 # ---- jobs and failures --------------------------------------------------------------------
 
 
-def _history_filters(h: Handler, query: dict[str, str]) -> tuple[list[JobStory], dict[str, Any],
-                                                                 list[str], list[str]]:
-    age = jobs_page.parse_age(query.get("age"))
-    stories = h.app.history.jobs(time.time() - age)
-    _overlay_live_progress(h, stories)
-    values = {"state": query.get("state", ""), "type": query.get("type", ""),
-              "agent": query.get("agent", ""), "age": age}
-    types = sorted({s.content_type for s in stories if s.content_type})
-    agents = sorted({s.agent for s in stories} | set(h.app.state.agents))
-    return stories, values, types, agents
-
-
-def _overlay_live_progress(h: Handler, stories: list[JobStory]) -> None:
+def _overlay_live_progress(h: Handler, jobs: list[dict[str, Any]]) -> None:
     """Heartbeats carry fresher progress than the last stored event."""
-    for story in stories:
-        record = h.app.state.agents.get(story.agent)
-        if story.state != "running" or record is None:
+    for job in jobs:
+        record = h.app.state.agents.get(job["agent"])
+        if not job["active"] or record is None:
             continue
-        beat_jobs = record.beat_jobs
-        for job in beat_jobs or ():
-            if job.job_id == story.job_id and job.progress is not None:
-                story.progress = float(job.progress)
+        for live in running_jobs(record):
+            if live["job_id"] == job["job_id"] and live.get("progress") is not None:
+                job["progress"] = live["progress"]
 
 
 def jobs(h: Handler, viewer: Viewer, query: dict[str, str]) -> None:
-    stories, values, types, agents = _history_filters(h, query)
-    chosen = jobs_page.select_jobs(stories, values["state"], values["type"], values["agent"])
-    h._html(200, h.app.page("Jobs", jobs_page.jobs_body(chosen, viewer, values, types, agents),
-                            viewer, "jobs"))
+    values = {"state": query.get("state", ""), "type": query.get("type", ""),
+              "agent": query.get("agent", ""),
+              "age": jobs_page.parse_age(query.get("age"), 3600)}
+    found = h.app.history.jobs(values["state"] or None, values["type"] or None,
+                               values["agent"] or None, values["age"], jobs_page.JOB_LIMIT)
+    _overlay_live_progress(h, found)
+    records = list(h.app.state.agents.values())
+    types = sorted({t for rec in records for t in list(rec.content_types)}
+                   | {j["content_type"] for j in found if j.get("content_type")})
+    agents = sorted({rec.name for rec in records} | {j["agent"] for j in found})
+    body = jobs_page.jobs_body(found, viewer, values, types, agents)
+    h._html(200, h.app.page("Jobs", body, viewer, "jobs"))
 
 
 def failures(h: Handler, viewer: Viewer, query: dict[str, str]) -> None:
-    stories, values, types, agents = _history_filters(h, {**query, "age": query.get("age")
-                                                          or "86400"})
-    chosen = jobs_page.select_jobs(stories, "", values["type"], values["agent"])
-    h._html(200, h.app.page("Failures", jobs_page.failures_body(chosen, viewer, values, types,
-                                                                agents), viewer, "failures"))
+    age = jobs_page.parse_age(query.get("age"), 86400)
+    groups = h.app.history.failures(age)
+    recent = h.app.history.recent_failures(age, 50)
+    h._html(200, h.app.page("Failures", jobs_page.failures_body(groups, recent, viewer, age),
+                            viewer, "failures"))
 
 
 def job(h: Handler, viewer: Viewer, job_id: str) -> None:
-    story = h.app.history.job(job_id)
-    if story is None:
-        not_found(h, viewer, f"No event of job {job_id} is in the controller's history.")
+    timeline = h.app.history.job_timeline(job_id)
+    if timeline["job"] is None:
+        not_found(h, viewer, f"Job {job_id} is not in the controller's history.")
         return
-    _overlay_live_progress(h, [story])
-    h._html(200, h.app.page(f"Job {job_id}", jobs_page.job_body(story, viewer), viewer, "jobs"))
+    _overlay_live_progress(h, [timeline["job"]])
+    h._html(200, h.app.page(f"Job {job_id}", jobs_page.job_body(timeline, viewer), viewer,
+                            "jobs"))
 
 
 # ---- signing in and actions ---------------------------------------------------------------

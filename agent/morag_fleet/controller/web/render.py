@@ -121,6 +121,16 @@ def percent(value: Any) -> str:
     return esc(f"{value:.0f}%") if views.is_number(value) else "-"
 
 
+TIME_KEYS = ("until", "drain_until", "started_at", "expires", "at")
+
+
 def details(body: dict[str, Any], skip: Sequence[str] = views.EVENT_DETAIL_SKIP) -> str:
-    parts = [f"{k}={v}" for k, v in body.items() if k not in skip and v not in (None, "")]
+    """An event's other fields as key=value; times (`until`...) as local clock times."""
+    parts = []
+    for key, value in body.items():
+        if key in skip or value in (None, ""):
+            continue
+        if key in TIME_KEYS and views.is_number(value):
+            value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+        parts.append(f"{key}={value}")
     return esc(" ".join(parts)) if parts else ""

@@ -27,10 +27,10 @@ class DashboardServer:
     """`start()` binds (raising OSError when it cannot) and serves; `stop()` ends live streams
     and closes the socket."""
 
-    def __init__(self, state: FleetState, registry: CollectorRegistry, state_dir: Path,
-                 options: WebOptions, started: float) -> None:
+    def __init__(self, state: FleetState, registry: CollectorRegistry, history: Any,
+                 state_dir: Path, options: WebOptions, started: float) -> None:
         self.options = options
-        self.app = Dashboard(state, registry, state_dir, options, started)
+        self.app = Dashboard(state, registry, history, state_dir, options, started)
         self.httpd: _Server | None = None
         self.thread: threading.Thread | None = None
 
@@ -56,14 +56,14 @@ class DashboardServer:
             self.httpd.shutdown()
             self.httpd.server_close()
             self.httpd = None
-        self.app.history.close()
 
 
 def serve_controller(controller: Any) -> DashboardServer:
-    """The server for a `Controller` (its config's HTTP settings, state, registry, history)."""
+    """The server for a started `Controller` (its config's HTTP settings, state, registry and
+    job history)."""
     config = controller.config
     options = WebOptions(port=config.metrics_port, addr=config.metrics_addr,
                          url_prefix=normalise_prefix(config.url_prefix),
                          token_file=config.dashboard_token_file)
-    return DashboardServer(controller.state, controller.metrics.registry, config.state_dir,
-                           options, controller.started).start()
+    return DashboardServer(controller.state, controller.metrics.registry, controller.history,
+                           config.state_dir, options, controller.started).start()
