@@ -48,30 +48,45 @@ def _bucket(record: AgentRecord) -> str:
     return status
 
 
-def take(state: FleetState, now: float | None = None) -> Snapshot:
-    """One pass over the records (each status read once), then one sort of plain tuples."""
-    keyed = []
+class NameOrder:
+    """The agents' names sorted, sorted again only when the set of agents changed (the dict's
+    keys in insertion order are compared, which costs far less than a sort)."""
+
+    def __init__(self) -> None:
+        self._keys: tuple[str, ...] = ()
+        self._sorted: list[str] = []
+
+    def names(self, agents: dict[str, AgentRecord]) -> list[str]:
+        keys = tuple(agents)
+        if keys != self._keys:
+            self._keys, self._sorted = keys, sorted(keys)
+        return self._sorted
+
+
+def take(state: FleetState, order: NameOrder | None = None,
+         now: float | None = None) -> Snapshot:
+    """One pass in name order, each record into its rank's list: no sort per snapshot."""
+    agents = state.agents
+    ranks: dict[int, list[AgentRecord]] = {}
     counts = dict.fromkeys(COUNTED, 0)
     used = total = 0
-    for record in list(state.agents.values()):
+    for name in (order or NameOrder()).names(agents):
+        record = agents.get(name)
+        if record is None:  # forgotten since the names were read
+            continue
         online = record.link == "online"
         status = record.state if online else record.link
         bucket = "draining" if status == "paused" and \
             views.state_reason(record) == "drained" else status
         counts[bucket] = counts.get(bucket, 0) + 1
-        keyed.append((RANK.get(status, 3), record.name, record))
+        ranks.setdefault(RANK.get(status, 3), []).append(record)
         if online:
             counts["online"] += 1
             used += record.slots_used if type(record.slots_used) is int else 0
             total += record.slots_total if type(record.slots_total) is int else 0
-    keyed.sort(key=_rank_and_name)
-    counts["agents"] = len(keyed)
-    return Snapshot(time.time() if now is None else now, [k[2] for k in keyed], counts, used,
-                    total)
-
-
-def _rank_and_name(item: tuple[int, str, AgentRecord]) -> tuple[int, str]:
-    return item[0], item[1]
+    records = [record for rank in sorted(ranks) for record in ranks[rank]]
+    counts["agents"] = len(records)
+    return Snapshot(time.time() if now is None else now, records, counts, used, total)
 
 
 class SnapshotCache:
@@ -81,6 +96,7 @@ class SnapshotCache:
         self.state = state
         self._lock = threading.Lock()  # among web threads only; ingest never takes it
         self._current: Snapshot | None = None
+        self._order = NameOrder()
 
     def get(self) -> Snapshot:
         current = self._current
@@ -89,7 +105,7 @@ class SnapshotCache:
         with self._lock:
             current = self._current
             if current is None or time.time() - current.taken >= MAX_AGE_S:
-                current = self._current = take(self.state)
+                current = self._current = take(self.state, self._order)
         return current
 
 
