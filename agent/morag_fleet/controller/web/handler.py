@@ -149,6 +149,8 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.close_connection = True
             self._done(200)
+            if self.command == "HEAD":
+                return
             self.wfile.write(b"retry: 2000\n\n")
             due = time.monotonic()
             while not self.app.stopping.is_set():

@@ -11,9 +11,12 @@ from morag_fleet.controller.web.actions import ActionFailed
 from morag_fleet.controller.web.guard import SESSION_COOKIE, SESSION_TTL_S, Session, WriteRefused
 from morag_fleet.controller.web.render import Viewer, esc
 from morag_fleet.controller.web.snapshot import agent_detail, running_jobs
+from morag_fleet.log import get_logger
 
 if TYPE_CHECKING:
     from morag_fleet.controller.web.handler import Handler
+
+log = get_logger(__name__)
 
 STATIC_TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
 
@@ -183,6 +186,7 @@ def sign_in(h: Handler, form: dict[str, str]) -> None:
             raise WriteRefused(403, "the request came from another site")
         session = h.app.guard.sign_in(form.get("token"))
     except WriteRefused as exc:
+        log.warning("http_sign_in_refused", reason=exc.reason)
         login_page(h, viewer, {}, exc.reason)
         return
     h.redirect(viewer.prefix + "/", {"Set-Cookie": _cookie(h, session.sid, SESSION_TTL_S)})
