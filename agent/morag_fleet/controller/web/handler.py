@@ -54,7 +54,7 @@ class Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         return path, query
 
-    def _send(self, status: int, body: bytes, content_type: str,
+    def send_bytes(self, status: int, body: bytes, content_type: str,
               headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -66,15 +66,15 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         self._done(status)
 
-    def _html(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
-        self._send(status, text.encode(), "text/html; charset=utf-8",
+    def send_html(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+        self.send_bytes(status, text.encode(), "text/html; charset=utf-8",
                    {"Cache-Control": "no-store", **(headers or {})})
 
-    def _json(self, status: int, data: Any) -> None:
-        self._send(status, json.dumps(data).encode(), "application/json",
+    def send_json(self, status: int, data: Any) -> None:
+        self.send_bytes(status, json.dumps(data).encode(), "application/json",
                    {"Cache-Control": "no-store"})
 
-    def _session(self) -> Session | None:
+    def current_session(self) -> Session | None:
         try:
             cookie = SimpleCookie(self.headers.get("Cookie") or "")
         except CookieError:
@@ -91,7 +91,7 @@ class Handler(BaseHTTPRequestHandler):
             pass
         except Exception as exc:  # a page bug is a 500 for that request, never a dead server
             log.exception("http_page_failed", path=path, error=str(exc))
-            self._html(500, "<p>The page failed; the controller's log says why.</p>")
+            self.send_html(500, "<p>The page failed; the controller's log says why.</p>")
 
     do_HEAD = do_GET
 
@@ -102,7 +102,7 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/login":
                 pages.sign_in(self, form)
                 return
-            session = self._session()
+            session = self.current_session()
             self.app.guard.check_write(
                 authorization=self.headers.get("Authorization"),
                 sid=session.sid if session else None, csrf=form.get("csrf"),
@@ -126,18 +126,18 @@ class Handler(BaseHTTPRequestHandler):
         return {k: v[-1] for k, v in parse_qs(raw).items()}
 
     def _not_allowed(self) -> None:
-        self._send(405, b"method not allowed\n", "text/plain", {"Allow": "GET, HEAD, POST"})
+        self.send_bytes(405, b"method not allowed\n", "text/plain", {"Allow": "GET, HEAD, POST"})
 
     do_PUT = do_DELETE = do_PATCH = _not_allowed
 
     # ---- pieces the pages use -------------------------------------------------------------
     def metrics(self) -> None:
-        self._send(200, generate_latest(self.app.registry), CONTENT_TYPE_LATEST)
+        self.send_bytes(200, generate_latest(self.app.registry), CONTENT_TYPE_LATEST)
 
     def stream(self, build: Any) -> None:
         """Server-Sent Events: `build()` every second until the client or the server goes."""
         if not self.app.streams.acquire(blocking=False):
-            self._send(503, b"too many live connections; poll instead\n", "text/plain",
+            self.send_bytes(503, b"too many live connections; poll instead\n", "text/plain",
                        {"Retry-After": "10"})
             return
         try:
@@ -164,5 +164,5 @@ class Handler(BaseHTTPRequestHandler):
             self.app.streams.release()
 
     def redirect(self, location: str, headers: dict[str, str] | None = None) -> None:
-        self._send(HTTPStatus.SEE_OTHER, b"", "text/plain", {"Location": location,
+        self.send_bytes(HTTPStatus.SEE_OTHER, b"", "text/plain", {"Location": location,
                                                              **(headers or {})})

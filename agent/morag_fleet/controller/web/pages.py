@@ -27,14 +27,14 @@ def serve_get(h: Handler, path: str, query: dict[str, str]) -> None:
         h.metrics()
         return
     if path == "/favicon.ico":
-        h._send(204, b"", "image/x-icon", {"Cache-Control": "max-age=86400"})
+        h.send_bytes(204, b"", "image/x-icon", {"Cache-Control": "max-age=86400"})
         return
     if path.startswith("/static/") and path[8:] in app.static:
         name = path[8:]
-        h._send(200, app.static[name].encode(), STATIC_TYPES[name.rsplit(".", 1)[1]],
+        h.send_bytes(200, app.static[name].encode(), STATIC_TYPES[name.rsplit(".", 1)[1]],
                 {"Cache-Control": "max-age=300"})
         return
-    viewer = app.viewer(h._session())
+    viewer = app.viewer(h.current_session())
     routes = {"/": fleet, "/jobs": jobs, "/failures": failures, "/login": login_page,
               "/live/fleet": live_fleet}
     if path in routes:
@@ -50,7 +50,7 @@ def serve_get(h: Handler, path: str, query: dict[str, str]) -> None:
 
 
 def not_found(h: Handler, viewer: Viewer, text: str) -> None:
-    h._html(404, h.app.page("Not found", f"<section><p>{esc(text)}</p></section>", viewer))
+    h.send_html(404, h.app.page("Not found", f"<section><p>{esc(text)}</p></section>", viewer))
 
 
 # ---- fleet --------------------------------------------------------------------------------
@@ -68,7 +68,7 @@ def fleet(h: Handler, viewer: Viewer, query: dict[str, str]) -> None:
     state, text, page = _fleet_args(query)
     fragments = h.app.fleet_fragments(state, text, page)
     live = viewer.url("/live/fleet", state=state, q=text, page=page or None)
-    h._html(200, h.app.page("Fleet", fleet_page.fleet_body(fragments, viewer, state, text),
+    h.send_html(200, h.app.page("Fleet", fleet_page.fleet_body(fragments, viewer, state, text),
                             viewer, "fleet", live))
 
 
@@ -83,7 +83,7 @@ def live_fleet(h: Handler, viewer: Viewer, query: dict[str, str]) -> None:
 
 def _live(h: Handler, build: Any, query: dict[str, str]) -> None:
     if query.get("poll"):
-        h._json(200, {"html": build(), "stamp": time.time()})
+        h.send_json(200, {"html": build(), "stamp": time.time()})
     else:
         h.stream(build)
 
@@ -99,7 +99,7 @@ def agent(h: Handler, viewer: Viewer, name: str, query: dict[str, str]) -> None:
     body = agent_page.agent_body(agent_detail(record), h.app.history.agent_history(name),
                                  viewer)
     live = viewer.url("/live/agent/" + quote(name, safe=""))
-    h._html(200, h.app.page(f"Agent {name}", body, viewer, "", live))
+    h.send_html(200, h.app.page(f"Agent {name}", body, viewer, "", live))
 
 
 def live_agent(h: Handler, viewer: Viewer, name: str, query: dict[str, str]) -> None:
@@ -138,14 +138,14 @@ def jobs(h: Handler, viewer: Viewer, query: dict[str, str]) -> None:
                    | {j["content_type"] for j in found if j.get("content_type")})
     agents = sorted({rec.name for rec in records} | {j["agent"] for j in found})
     body = jobs_page.jobs_body(found, viewer, values, types, agents)
-    h._html(200, h.app.page("Jobs", body, viewer, "jobs"))
+    h.send_html(200, h.app.page("Jobs", body, viewer, "jobs"))
 
 
 def failures(h: Handler, viewer: Viewer, query: dict[str, str]) -> None:
     age = jobs_page.parse_age(query.get("age"), 86400)
     groups = h.app.history.failures(age)
     recent = h.app.history.recent_failures(age, 50)
-    h._html(200, h.app.page("Failures", jobs_page.failures_body(groups, recent, viewer, age),
+    h.send_html(200, h.app.page("Failures", jobs_page.failures_body(groups, recent, viewer, age),
                             viewer, "failures"))
 
 
@@ -155,7 +155,7 @@ def job(h: Handler, viewer: Viewer, job_id: str) -> None:
         not_found(h, viewer, f"Job {job_id} is not in the controller's history.")
         return
     _overlay_live_progress(h, [timeline["job"]])
-    h._html(200, h.app.page(f"Job {job_id}", jobs_page.job_body(timeline, viewer), viewer,
+    h.send_html(200, h.app.page(f"Job {job_id}", jobs_page.job_body(timeline, viewer), viewer,
                             "jobs"))
 
 
@@ -174,7 +174,7 @@ def login_page(h: Handler, viewer: Viewer, query: dict[str, str], error: str = "
                 'required></label><button type="submit">Sign in</button></form>'
                 "<p class=\"muted\">The token is in the file given to the controller with "
                 "<code>--dashboard-token-file</code>.</p></section>")
-    h._html(403 if error else 200, h.app.page("Sign in", body, viewer))
+    h.send_html(403 if error else 200, h.app.page("Sign in", body, viewer))
 
 
 def sign_in(h: Handler, form: dict[str, str]) -> None:
@@ -240,18 +240,18 @@ def _cancel(h: Handler, form: dict[str, str]) -> tuple[str, str, Any]:
 def _answer(h: Handler, viewer: Viewer, status: int, message: str, form: dict[str, str],
             data: Any, back: str = "/") -> None:
     if h.headers.get("Authorization"):  # a script: JSON, as the control API answers
-        h._json(status, {"ok": status == 200, "message": message, "data": data})
+        h.send_json(status, {"ok": status == 200, "message": message, "data": data})
         return
     css = "done" if status == 200 else "error"
     body = (f'<section><p class="result {css}" id="result">{esc(message)}</p>'
             f'<p>{viewer.link(back, "Back")}</p></section>')
-    h._html(status, h.app.page("Action", body, viewer))
+    h.send_html(status, h.app.page("Action", body, viewer))
 
 
 def refused(h: Handler, exc: WriteRefused) -> None:
     if h.headers.get("Authorization") or h.headers.get("Accept") == "application/json":
-        h._json(exc.status, {"ok": False, "error": exc.reason})
+        h.send_json(exc.status, {"ok": False, "error": exc.reason})
         return
     viewer = h.app.viewer(None)
-    h._html(exc.status, h.app.page("Refused", f'<section><p class="result error" id="result">'
+    h.send_html(exc.status, h.app.page("Refused", f'<section><p class="result error" id="result">'
                                    f"Refused: {esc(exc.reason)}</p></section>", viewer))
