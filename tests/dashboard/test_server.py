@@ -84,3 +84,37 @@ def test_live_stream_cadence_cap_and_a_prompt_stop(short_tmp: Path, cleanup: lis
     assert time.monotonic() - started < 10
     for conn, _ in streams:
         conn.close()
+
+
+def test_gpus_pages_and_filters_of_a_bigger_fleet(short_tmp: Path, cleanup: list) -> None:
+    """GPU figures arrive in heartbeats as an agent with GPUs sends them (this host has none);
+    120 agents fill more than one page of the table."""
+    controller = WebController(short_tmp)
+    cleanup.append(controller)
+    controller.start()
+    peer = RawPeer(controller.endpoint)
+    gpus = [{"index": 0, "name": "L4", "util": 37, "memory_used_mb": 3072,
+             "memory_total_mb": 24576, "temperature": 61},
+            {"index": 1, "name": "L4", "util": 90, "memory_used_mb": 20480,
+             "memory_total_mb": 24576, "temperature": 80}]
+    try:
+        for i in range(120):
+            name = f"node-{i:03d}"
+            peer.send("hello", name, hello(heartbeat_interval=600))
+            peer.send("heartbeat", name, heartbeat(gpus=gpus if i == 7 else None,
+                                                   state="busy" if i % 2 else "idle"))
+        wait_for(lambda: len(controller.json("status")["agents"]) == 120, 30, "120 agents")
+        first = requests.get(controller.url + "/", timeout=10).text
+        assert first.count('<tr data-agent="') == 100 and "page 1 of 2 (120 agents)" in first
+        assert first.index('data-agent="node-001"') < first.index('data-agent="node-000"')
+        second = requests.get(controller.url + "/?page=1", timeout=10).text
+        assert second.count('<tr data-agent="') == 20
+        one = requests.get(controller.url + "/", params={"q": "node-007"}, timeout=10).text
+        assert one.count('<tr data-agent="') == 1
+        assert "37%<br>90%" in one and "3.0/24 GiB (12%)<br>20.0/24 GiB (83%)" in one
+        idle = requests.get(controller.url + "/", params={"state": "idle"}, timeout=10).text
+        assert idle.count('<tr data-agent="') == 60 and 'data-state="busy"' not in idle
+        agent = requests.get(controller.url + "/agent/node-007", timeout=10).text
+        assert "61 °C" in agent and "20480 MB" in agent
+    finally:
+        peer.close()
