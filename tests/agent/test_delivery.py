@@ -46,14 +46,16 @@ def test_a_result_listed_before_it_was_delivered_is_not_sent_again(jobserver,
 def test_background_delivery_holds_the_job_from_the_moment_it_is_handed_over(jobserver,
                                                                              tmp_path) -> None:
     client, journal, job_id = claimed_and_spooled(jobserver, tmp_path, "handed")
-    deliverer = Deliverer(client, journal)
+    finished: list[tuple[str, DeliveryOutcome]] = []
+    deliverer = Deliverer(client, journal,
+                          on_final=lambda entry, outcome: finished.append((entry.job_id, outcome)))
     delivery = BackgroundDelivery(deliverer, limit=1)
-    outcomes: list[DeliveryOutcome | None] = []
-    delivery.submit(job_id, outcomes.append)
+    delivery.submit(job_id)
     # the outbox thread, right after the hand-over: it must leave the job alone
     assert deliverer.deliver(job_id) in (None, DeliveryOutcome(True, "already delivered"))
     assert delivery.wait_idle(timeout=30)
-    assert len(outcomes) == 1 and outcomes[0] is not None and outcomes[0].delivered
+    # one notice of the job's end, from the thread that delivered it
+    assert len(finished) == 1 and finished[0][0] == job_id and finished[0][1].kept
     assert jobserver.stats()["duplicate_results"] == 0
     assert jobserver.result(job_id)["content"] == "# handed"
     delivery.close()

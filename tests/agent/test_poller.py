@@ -13,6 +13,7 @@ from tests.support.agent_proc import wait_until
 from tests.support.jobserver import JobServer
 
 from morag_fleet.agent.poller import Poller
+from morag_fleet.agent.slotbudget import SlotBudget
 from morag_fleet.jobs.client import MoragClient
 from morag_fleet.jobs.models import Job
 from morag_fleet.settings import AgentSettings
@@ -48,19 +49,20 @@ class Harness:
                                  max_concurrent_jobs=SLOTS, long_poll_wait=3.0, poll_interval=2.0,
                                  temp_dir=tmp / "tmp", state_dir=tmp / "state")
         self.client = CountingClient(settings)
-        self.free = threading.Semaphore(SLOTS)
+        self.budget = SlotBudget(SLOTS)
         self.stopping, self.paused = threading.Event(), threading.Event()
         self.claimed: list[str] = []
         self.hold = hold
-        self.poller = Poller(settings, self.client, ["document"], self.free, self._claim,
+        self.poller = Poller(settings, self.client, ["document"], self.budget, self._claim,
                              lambda job_id, reason: None, self.stopping, self.paused,
                              helpers=SLOTS - 1)
 
-    def _claim(self, job: Job) -> None:
+    def _claim(self, job: Job) -> bool:
         self.claimed.append(job.job_id)
-        timer = threading.Timer(self.hold, self.free.release)
+        timer = threading.Timer(self.hold, self.budget.release)
         timer.daemon = True
         timer.start()
+        return True
 
     def start(self) -> Harness:
         def spawn(target, name, *args) -> threading.Thread:

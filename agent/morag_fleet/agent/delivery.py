@@ -45,8 +45,14 @@ class DeliveryOutcome:
     refused: bool = False  # 409: the job is not ours any more (lease lapsed, another holder)
     discarded: bool = False  # accepted with 200, but the server kept another outcome
 
+    @property
+    def kept(self) -> bool:
+        """The server has this result as the job's outcome."""
+        return self.delivered and not self.dropped
 
-# Told once per job when its delivery ends, whichever thread delivered it (the fleet's view).
+
+# The one notice that a job is finished: told once per job, when its delivery ends, by whichever
+# thread delivered it (a delivery thread right after the job, or the outbox thread later).
 OnFinal = Callable[[JournalEntry, DeliveryOutcome], None]
 
 
@@ -180,18 +186,18 @@ class BackgroundDelivery:
         self._room = threading.BoundedSemaphore(limit)
         self._pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="deliver")
 
-    def submit(self, job_id: str, on_done: Callable[[DeliveryOutcome | None], None]) -> None:
-        """Reserved at once, so the outbox thread leaves the job to the pool."""
+    def submit(self, job_id: str) -> None:
+        """Reserved at once, so the outbox thread leaves the job to the pool. Whoever delivers
+        it, the deliverer's `on_final` tells the job's end."""
         self._room.acquire()
-        if not self._deliverer.reserve(job_id):
+        if not self._deliverer.reserve(job_id):  # the outbox thread has it already
             self._room.release()
-            on_done(None)
             return
-        self._pool.submit(self._deliver, job_id, on_done)
+        self._pool.submit(self._deliver, job_id)
 
-    def _deliver(self, job_id: str, on_done: Callable[[DeliveryOutcome | None], None]) -> None:
+    def _deliver(self, job_id: str) -> None:
         try:
-            on_done(self._deliverer.deliver_reserved(job_id))
+            self._deliverer.deliver_reserved(job_id)
         except Exception:  # a bug here must not lose the result: it is still in the outbox
             log.exception("delivery_error", job_id=job_id)
         finally:

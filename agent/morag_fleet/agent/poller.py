@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from morag_fleet.agent.diskguard import PauseFlag
+from morag_fleet.agent.slotbudget import SlotBudget
 from morag_fleet.jobs.client import MoragClient
 from morag_fleet.jobs.errors import ApiError, ApiProtocolError
 from morag_fleet.jobs.models import Job
@@ -29,14 +30,17 @@ PARK_CHECK = 0.5  # how often parked threads look at stop and pause
 
 
 class Poller:
+    """`on_claim(job)` answers whether the agent took the job (False for one it already has);
+    `on_bad_claim(job_id, reason)` gets a claim whose answer could not be used."""
+
     def __init__(self, settings: AgentSettings, client: MoragClient, content_types: Sequence[str],
-                 free_slots: threading.Semaphore, on_claim: Callable[[Job], None],
+                 slots: SlotBudget, on_claim: Callable[[Job], bool],
                  on_bad_claim: Callable[[str, str], None],
                  stopping: threading.Event, paused: PauseFlag, helpers: int = 0) -> None:
         self._settings = settings
         self._client = client
         self._content_types = list(content_types)
-        self._free_slots = free_slots
+        self._slots = slots
         self._on_claim = on_claim
         self._on_bad_claim = on_bad_claim
         self._stopping = stopping
@@ -44,18 +48,11 @@ class Poller:
         self._helpers = helpers
         self._work_flowing = threading.Event()  # the last answer brought a job
         self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._in_flight = 0
         self.polls = 0
 
     @property
     def alive(self) -> bool:
         return any(thread.is_alive() for thread in self._threads)
-
-    @property
-    def in_poll(self) -> bool:
-        """A (long) poll is in flight: it may still bring a claim."""
-        return self._in_flight > 0
 
     def start(self, spawn: Callable[..., threading.Thread]) -> None:
         """`spawn(target, name, *args)` starts a thread (the agent's, so it supervises them)."""
@@ -80,26 +77,14 @@ class Poller:
                 continue
             if not lead and not self._work_flowing.wait(PARK_CHECK):
                 continue
-            if not self._reserve_slot():
+            if not self._slots.reserve(timeout=PARK_CHECK):
                 continue
             if self._stopping.is_set() or self._paused.is_set():
-                self._release_slot()
+                self._slots.give_back()
                 continue
             delay = self._poll_once(idle, errors, lead)
             if delay:
                 self._stopping.wait(delay)
-
-    def _reserve_slot(self) -> bool:
-        if not self._free_slots.acquire(timeout=PARK_CHECK):
-            return False
-        with self._lock:  # counted before the pause check, so `paused` is never reported early
-            self._in_flight += 1
-        return True
-
-    def _release_slot(self) -> None:
-        with self._lock:
-            self._in_flight -= 1
-        self._free_slots.release()
 
     def _poll_once(self, idle: Backoff, errors: Backoff, lead: bool) -> float:
         """Holds one reserved slot; hands it to the claimed job or gives it back. Returns how
@@ -111,7 +96,7 @@ class Poller:
             job = self._client.poll(self._content_types, wait=wait)
         except ApiError as exc:
             self._work_flowing.clear()
-            self._release_slot()
+            self._slots.give_back()
             if isinstance(exc, ApiProtocolError) and exc.claimed_job_id:
                 self._on_bad_claim(exc.claimed_job_id, f"the server's job answer is malformed: "
                                                        f"{exc}")
@@ -124,16 +109,23 @@ class Poller:
         if job is not None:
             idle.reset()
             self._work_flowing.set()
-            try:
-                self._on_claim(job)  # the slot is the job's now
-            finally:
-                with self._lock:
-                    self._in_flight -= 1
+            self._hand_over(job)
             return 0.0
         self._work_flowing.clear()
-        self._release_slot()
+        self._slots.give_back()
         held = wait > 0 and time.monotonic() - started >= wait * HELD_SHARE
         if held or not lead:
             idle.reset()
             return 0.0
         return idle.next()
+
+    def _hand_over(self, job: Job) -> None:
+        """The reserved slot becomes the job's, unless the agent did not take the job."""
+        taken = False
+        try:
+            taken = self._on_claim(job)
+        finally:
+            if taken:
+                self._slots.hand_over()
+            else:
+                self._slots.give_back()

@@ -1,5 +1,5 @@
 """One job's path through a slot: download, convert in the slot process, spool, hand over for
-delivery (the slot is free again once the result is durable).
+delivery (the slot is free again once the result is durable; the deliverer tells the job's end).
 
 Every step is journaled before it happens, and every way out of `run` leaves a spooled result
 (success or a failure a person can act on), so a claimed job is always reported.
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from morag_fleet.agent.delivery import BackgroundDelivery, DeliveryOutcome
+from morag_fleet.agent.delivery import BackgroundDelivery
 from morag_fleet.agent.journal import Journal
 from morag_fleet.agent.slots import ConvertOutcome, ConvertRequest, SlotAborted, SlotProcess
 from morag_fleet.convert.registry import merged_options
@@ -124,14 +124,7 @@ class JobRunner:
         self.journal.spool_result(job.job_id, result.to_json())
         self.emit(job.job_id, "spooled", success=result.success, error=result.error_message,
                   content_type=job.content_type, **timings)
-
-        def finished(outcome: DeliveryOutcome | None) -> None:
-            log.info("job_finished", job_id=job.job_id, content_type=job.content_type,
-                     success=result.success, error=result.error_message,
-                     duration_s=result.processing_time,
-                     delivered=bool(outcome and outcome.delivered))
-
-        self.delivery.submit(job.job_id, finished)
+        self.delivery.submit(job.job_id)  # the deliverer tells the job's end
         return result.success
 
     def _produce_result(self, active: ActiveJob, slot: SlotProcess, job_dir: Path,
