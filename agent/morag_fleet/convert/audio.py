@@ -12,6 +12,7 @@ from morag_fleet.convert.base import (
     ConversionError,
     ConversionResult,
     ProgressCallback,
+    packages_availability,
 )
 from morag_fleet.convert.markdown import (
     bullets,
@@ -44,13 +45,8 @@ class AudioConverter:
             return tools
         return model_availability(self._check_options)
 
-    def convert(
-        self,
-        source: Path,
-        options: Mapping[str, Any],
-        job_info: Mapping[str, Any],
-        progress: ProgressCallback,
-    ) -> ConversionResult:
+    def convert(self, source: Path, options: Mapping[str, Any], job_info: Mapping[str, Any],
+                progress: ProgressCallback) -> ConversionResult:
         info = probe(source)
         if not info.has_audio:
             raise ConversionError(f"{source.name} has no audio track")
@@ -78,6 +74,22 @@ class AudioConverter:
             return transcript
 
 
+class TranscribingConverter:
+    """Base of the converters whose media an AudioConverter of their own transcribes (video,
+    youtube): the whisper model stays loaded for the slot's life, and a host can run them when
+    their own packages and then the audio path are available."""
+
+    packages: tuple[str, ...] = ()  # (pip extra, module, ...) the converter itself needs
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.audio = AudioConverter(options)
+
+    def available(self) -> Availability:
+        extra, *modules = self.packages
+        own = packages_availability(extra, *modules)
+        return own if not own.ok else self.audio.available()
+
+
 def transcript_metadata(transcript: Transcript) -> dict[str, Any]:
     return {
         "duration": round(transcript.duration, 3),
@@ -103,6 +115,19 @@ def transcript_lines(
     return lines
 
 
+def transcript_body(
+    transcript: Transcript, chapters: list[tuple[float, str]] | None = None
+) -> str:
+    """The transcript's lines, or the note that there was no speech."""
+    return "\n".join(transcript_lines(transcript, chapters)) or "_No speech detected._"
+
+
+def video_markdown(title: str, facts: Mapping[str, Any], body: str) -> str:
+    """The video layout, shared by video files and media URLs."""
+    return (f"# Video Analysis: {title}\n\n## Video Information\n\n{bullets(facts)}\n\n"
+            f"## Transcript\n\n{body}\n")
+
+
 def audio_markdown(
     file_name: str, transcript: Transcript, chapters: list[tuple[float, str]] | None = None
 ) -> str:
@@ -112,7 +137,7 @@ def audio_markdown(
         "Segments": len(transcript.segments),
         "Model": transcript.model,
     }
-    body = "\n".join(transcript_lines(transcript, chapters)) or "_No speech detected._"
+    body = transcript_body(transcript, chapters)
     return (
         f"# Audio Transcription: {file_name}\n\n## Metadata\n\n{bullets(info)}\n\n"
         f"## Detailed Transcript\n\n{body}\n"

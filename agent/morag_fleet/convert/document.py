@@ -77,13 +77,8 @@ class DocumentConverter:
                 return Availability(False, f"scanned-PDF OCR unavailable: {ocr.reason}")
         return Availability(True)
 
-    def convert(
-        self,
-        source: Path,
-        options: Mapping[str, Any],
-        job_info: Mapping[str, Any],
-        progress: ProgressCallback,
-    ) -> ConversionResult:
+    def convert(self, source: Path, options: Mapping[str, Any], job_info: Mapping[str, Any],
+                progress: ProgressCallback) -> ConversionResult:
         kind = sniff_format(source)
         file_name = str(job_info.get("file_name") or source.name)
         if kind == "pdf":

@@ -87,13 +87,8 @@ class ImageConverter:
     def ocr(self, image: Any, options: Mapping[str, Any]) -> str:
         return ocr_image(image, str(options.get("ocr_language", "eng")))
 
-    def convert(
-        self,
-        source: Path,
-        options: Mapping[str, Any],
-        job_info: Mapping[str, Any],
-        progress: ProgressCallback,
-    ) -> ConversionResult:
+    def convert(self, source: Path, options: Mapping[str, Any], job_info: Mapping[str, Any],
+                progress: ProgressCallback) -> ConversionResult:
         max_pixels = int(options.get("max_pixels", DEFAULT_MAX_PIXELS))
         image = open_image(source, max_pixels)
         try:

@@ -64,13 +64,8 @@ class MoragConverter:
             return Availability(False, f"{module} has no {cls} (unsupported MoRAG version)")
         return Availability(True)
 
-    def convert(
-        self,
-        source: Path,
-        options: Mapping[str, Any],
-        job_info: Mapping[str, Any],
-        progress: ProgressCallback,
-    ) -> ConversionResult:
+    def convert(self, source: Path, options: Mapping[str, Any], job_info: Mapping[str, Any],
+                progress: ProgressCallback) -> ConversionResult:
         module, cls, method, takes_url = PROCESSORS[self.content_type]
         if self._processor is None:
             self._processor = getattr(importlib.import_module(module), cls)()

@@ -28,13 +28,8 @@ class TextConverter:
     def available(self) -> Availability:
         return Availability(True)
 
-    def convert(
-        self,
-        source: Path,
-        options: Mapping[str, Any],
-        job_info: Mapping[str, Any],
-        progress: ProgressCallback,
-    ) -> ConversionResult:
+    def convert(self, source: Path, options: Mapping[str, Any], job_info: Mapping[str, Any],
+                progress: ProgressCallback) -> ConversionResult:
         size = source.stat().st_size
         if size > MAX_TEXT_BYTES:
             raise ConversionError(f"text file too large ({size} bytes > {MAX_TEXT_BYTES})")

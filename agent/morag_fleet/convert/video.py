@@ -9,15 +9,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from morag_fleet.convert.audio import AudioConverter, transcript_lines, transcript_metadata
-from morag_fleet.convert.base import (
-    Availability,
-    ConversionResult,
-    ProgressCallback,
-    packages_availability,
+from morag_fleet.convert.audio import (
+    TranscribingConverter,
+    transcript_body,
+    transcript_metadata,
+    video_markdown,
 )
-from morag_fleet.convert.markdown import bullets, clean_metadata, file_metadata, format_duration
-from morag_fleet.convert.media import MediaInfo, keyframe_times, probe, tool_availability
+from morag_fleet.convert.base import ConversionResult, ProgressCallback
+from morag_fleet.convert.markdown import clean_metadata, file_metadata, format_duration
+from morag_fleet.convert.media import MediaInfo, keyframe_times, probe
 from morag_fleet.convert.mimetype import media_mime_type
 from morag_fleet.convert.whisper import Transcript
 
@@ -25,27 +25,14 @@ DEFAULT_MAX_KEYFRAMES = 50
 NO_AUDIO_NOTE = "The video has no audio track; there is no transcript."
 
 
-class VideoConverter:
-    """Delegates the audio to an AudioConverter it owns, so the model stays cached per slot."""
+class VideoConverter(TranscribingConverter):
+    """PyAV reads the container; the audio track goes through the converter's AudioConverter."""
 
     name = "ffmpeg+faster-whisper"
+    packages = ("video", "av")
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        self.audio = AudioConverter(options)
-
-    def available(self) -> Availability:
-        tools = packages_availability("video", "av")
-        if tools.ok:
-            tools = tool_availability("ffmpeg")
-        return tools if not tools.ok else self.audio.available()
-
-    def convert(
-        self,
-        source: Path,
-        options: Mapping[str, Any],
-        job_info: Mapping[str, Any],
-        progress: ProgressCallback,
-    ) -> ConversionResult:
+    def convert(self, source: Path, options: Mapping[str, Any], job_info: Mapping[str, Any],
+                progress: ProgressCallback) -> ConversionResult:
         info = probe(source)
         transcript = self.audio.transcribe(source, options, progress) if info.has_audio else None
         file_name, metadata = file_metadata(source, job_info, "video", info.tags.get("title"),
@@ -60,7 +47,7 @@ class VideoConverter:
             limit = int(options.get("max_keyframes", DEFAULT_MAX_KEYFRAMES))
             metadata["keyframe_times"] = keyframe_times(source, limit)
         progress(1.0, "done")
-        return ConversionResult(video_markdown(file_name, info, transcript),
+        return ConversionResult(video_file_markdown(file_name, info, transcript),
                                 clean_metadata(metadata))
 
 
@@ -77,7 +64,7 @@ def video_metadata(info: MediaInfo) -> dict[str, Any]:
     }
 
 
-def video_markdown(file_name: str, info: MediaInfo, transcript: Transcript | None) -> str:
+def video_file_markdown(file_name: str, info: MediaInfo, transcript: Transcript | None) -> str:
     facts = {
         "Duration": format_duration(info.duration) if info.duration else None,
         "Resolution": f"{info.width}x{info.height}" if info.width else None,
@@ -86,11 +73,5 @@ def video_markdown(file_name: str, info: MediaInfo, transcript: Transcript | Non
         "Audio Codec": info.audio_codec or "none",
         "Language": transcript.language if transcript else None,
     }
-    if transcript is None:
-        body = f"_{NO_AUDIO_NOTE}_"
-    else:
-        body = "\n".join(transcript_lines(transcript)) or "_No speech detected._"
-    return (
-        f"# Video Analysis: {file_name}\n\n## Video Information\n\n{bullets(facts)}\n\n"
-        f"## Transcript\n\n{body}\n"
-    )
+    body = f"_{NO_AUDIO_NOTE}_" if transcript is None else transcript_body(transcript)
+    return video_markdown(file_name, facts, body)

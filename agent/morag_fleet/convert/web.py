@@ -56,13 +56,8 @@ class WebConverter:
     def available(self) -> Availability:
         return packages_availability("web", "trafilatura")
 
-    def convert(
-        self,
-        source: Path,
-        options: Mapping[str, Any],
-        job_info: Mapping[str, Any],
-        progress: ProgressCallback,
-    ) -> ConversionResult:
+    def convert(self, source: Path, options: Mapping[str, Any], job_info: Mapping[str, Any],
+                progress: ProgressCallback) -> ConversionResult:
         url = read_url(source)
         progress(None, "fetching page")
         page = fetch(url, fetch_limits(options), HTML_TYPES)

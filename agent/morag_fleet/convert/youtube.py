@@ -13,17 +13,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from morag_fleet.convert.audio import AudioConverter, transcript_lines, transcript_metadata
-from morag_fleet.convert.base import (
-    Availability,
-    ConversionError,
-    ConversionResult,
-    ProgressCallback,
-    packages_availability,
+from morag_fleet.convert.audio import (
+    TranscribingConverter,
+    transcript_body,
+    transcript_metadata,
+    video_markdown,
 )
+from morag_fleet.convert.base import ConversionError, ConversionResult, ProgressCallback
 from morag_fleet.convert.httpfetch import check_url
 from morag_fleet.convert.markdown import (
-    bullets,
     clean_metadata,
     format_duration,
     title_or_url,
@@ -85,25 +83,15 @@ def ytdlp_options(workdir: Path, options: Mapping[str, Any],
     }
 
 
-class YoutubeConverter:
-    """Owns an AudioConverter, so the whisper model stays loaded for the slot's life."""
+class YoutubeConverter(TranscribingConverter):
+    """The job's file holds a URL: yt-dlp reads what is behind it and fetches the media (each
+    host checked like the URL), and the converter's AudioConverter transcribes it."""
 
     name = "yt-dlp+faster-whisper"
+    packages = ("youtube", "yt_dlp")
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        self.audio = AudioConverter(options)
-
-    def available(self) -> Availability:
-        tools = packages_availability("youtube", "yt_dlp")
-        return tools if not tools.ok else self.audio.available()
-
-    def convert(
-        self,
-        source: Path,
-        options: Mapping[str, Any],
-        job_info: Mapping[str, Any],
-        progress: ProgressCallback,
-    ) -> ConversionResult:
+    def convert(self, source: Path, options: Mapping[str, Any], job_info: Mapping[str, Any],
+                progress: ProgressCallback) -> ConversionResult:
         url = read_url(source)
         check_url(url, bool(options.get("allow_private", False)))
         progress(None, "reading media information")
@@ -189,9 +177,7 @@ def youtube_result(info: Mapping[str, Any], duration: float | None,
     facts = {"Title": title, "Uploader": info.get("uploader"),
              "Duration": format_duration(duration) if duration else None, "URL": url,
              "Chapters": len(chapters) or None, "Language": transcript.language}
-    body = "\n".join(transcript_lines(transcript, chapters)) or "_No speech detected._"
-    markdown = (f"# Video Analysis: {title}\n\n## Video Information\n\n{bullets(facts)}\n\n"
-                f"## Transcript\n\n{body}\n")
+    markdown = video_markdown(title, facts, transcript_body(transcript, chapters))
     metadata = url_metadata(job_info, "youtube", url, title, mime_type)
     metadata |= transcript_metadata(transcript) | {
         "uploader": info.get("uploader"), "url": url,
