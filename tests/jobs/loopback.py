@@ -20,11 +20,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from morag_fleet.jobs.client import MoragClient
-from morag_fleet.jobs.retry import RetryPolicy
+from morag_fleet.jobs.retry import RetryPolicy, Waits
 from morag_fleet.settings import AgentSettings
 
 TOKEN = "tok-7Hq2-very-secret-value-Zx9"
-FAST_RETRY = RetryPolicy(call_attempts=4, call_base=0.01, call_cap=0.05, max_retry_after=60.0,
+FAST_RETRY = RetryPolicy(call_attempts=4, call_waits=Waits(0.01, 0.05), max_retry_after=60.0,
                          download_resumes=3)
 
 

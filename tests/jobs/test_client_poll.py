@@ -15,7 +15,7 @@ from morag_fleet.jobs.errors import (
     ApiUnavailable,
 )
 from morag_fleet.jobs.models import Job
-from morag_fleet.jobs.retry import RetryPolicy
+from morag_fleet.jobs.retry import RetryPolicy, Waits
 
 from .loopback import TOKEN, Req, make_client
 
@@ -145,7 +145,7 @@ def test_a_retry_after_longer_than_the_client_sleeps_is_handed_to_the_caller(ser
 
 def test_retries_are_bounded_then_unavailable(serve) -> None:
     server = serve(lambda req: req.send(502, b"bad gateway"))
-    policy = RetryPolicy(call_attempts=3, call_base=0.01, call_cap=0.02)
+    policy = RetryPolicy(call_attempts=3, call_waits=Waits(0.01, 0.02))
     with make_client(server.url, retry=policy) as client, pytest.raises(ApiUnavailable) as caught:
         client.poll(["audio"])
     assert len(server.seen) == 3
@@ -153,7 +153,7 @@ def test_retries_are_bounded_then_unavailable(serve) -> None:
 
 
 def test_connection_refused_is_unavailable_after_bounded_attempts(refused_url) -> None:
-    policy = RetryPolicy(call_attempts=3, call_base=0.01, call_cap=0.02)
+    policy = RetryPolicy(call_attempts=3, call_waits=Waits(0.01, 0.02))
     with capture_logs() as logs, make_client(refused_url, retry=policy) as client, \
             pytest.raises(ApiUnavailable, match="poll"):
         client.poll(["audio"])

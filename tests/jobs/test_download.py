@@ -12,7 +12,7 @@ import pytest
 
 from morag_fleet.jobs.errors import ApiConflict, ApiNotFound, ApiUnavailable, DownloadError
 from morag_fleet.jobs.models import Job
-from morag_fleet.jobs.retry import RetryPolicy
+from morag_fleet.jobs.retry import RetryPolicy, Waits
 
 from .loopback import TOKEN, Req, make_client
 
@@ -229,7 +229,7 @@ def test_several_drops_are_each_resumed(serve, job_dir: Path) -> None:
         req.close_after()
 
     server = serve(handle)
-    policy = RetryPolicy(call_attempts=3, call_base=0.01, call_cap=0.02, download_resumes=10)
+    policy = RetryPolicy(call_attempts=3, call_waits=Waits(0.01, 0.02), download_resumes=10)
     with make_client(server.url, retry=policy) as client:
         got = client.download(JOB, job_dir)
     assert got.sha256 == hashlib.sha256(PAYLOAD).hexdigest()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from morag_fleet.jobs.errors import ApiUnavailable
-from morag_fleet.jobs.retry import RetryPolicy
+from morag_fleet.jobs.retry import RetryPolicy, Waits
 from morag_fleet.settings import AgentSettings
 
 from .loopback import Req, make_client
@@ -25,15 +25,16 @@ def settings(**values: float) -> AgentSettings:
 
 def test_settings_set_each_layers_limit() -> None:
     policy = RetryPolicy.from_settings(settings(outbox_retry_max=20.0, poll_interval=5.0))
-    assert (policy.call_attempts, policy.call_cap, policy.max_retry_after) == (5, 10.0, 20.0)
+    assert policy.call_attempts == 5 and policy.call_waits == Waits(0.5, 10.0)
+    assert policy.max_retry_after == 20.0
     assert policy.download_resumes == 3
-    assert policy.job_wait_cap == 15.0  # three poll intervals
-    assert policy.result_cap == 20.0
-    assert policy.poll_error_cap == 30.0
+    assert policy.job_waits == Waits(1.0, 15.0)  # up to three poll intervals
+    assert policy.result_waits == Waits(1.0, 20.0)
+    assert policy.poll_error_waits == Waits(1.0, 30.0)
     # a short outbox_retry_max also shortens the waits inside one call
     short = RetryPolicy.from_settings(settings(outbox_retry_max=4.0, poll_interval=0.1))
-    assert (short.call_cap, short.max_retry_after) == (4.0, 4.0)
-    assert short.job_wait_cap == short.job_wait_base  # never below the first wait
+    assert (short.call_waits.longest, short.max_retry_after) == (4.0, 4.0)
+    assert short.job_waits == Waits(1.0, 1.0)  # never below the first wait
     assert short.noticed_within() == 4.0
 
 
@@ -50,7 +51,7 @@ def test_a_call_to_a_failing_server_ends_within_its_longest_wait(serve) -> None:
     """Every answer a 503 with Retry-After: the call waits each one out, and still raises
     `ApiUnavailable` within what the policy states."""
     server = serve(lambda req: req.send(503, b"busy", {"Retry-After": "1"}))
-    policy = RetryPolicy(call_attempts=3, call_base=0.01, call_cap=0.05, max_retry_after=1.0)
+    policy = RetryPolicy(call_attempts=3, call_waits=Waits(0.01, 0.05), max_retry_after=1.0)
     with make_client(server.url, retry=policy, connect_timeout=1.0, read_timeout=1.0) as client:
         started = time.monotonic()
         with pytest.raises(ApiUnavailable):
@@ -67,7 +68,7 @@ def test_a_call_to_a_stalled_server_ends_within_its_longest_wait(serve) -> None:
         req.send(200, b"{}")
 
     server = serve(stall)
-    policy = RetryPolicy(call_attempts=2, call_base=0.01, call_cap=0.05, max_retry_after=1.0)
+    policy = RetryPolicy(call_attempts=2, call_waits=Waits(0.01, 0.05), max_retry_after=1.0)
     with make_client(server.url, retry=policy, connect_timeout=1.0, read_timeout=0.3) as client:
         started = time.monotonic()
         with pytest.raises(ApiUnavailable):
@@ -78,7 +79,7 @@ def test_a_call_to_a_stalled_server_ends_within_its_longest_wait(serve) -> None:
 
 
 def test_a_results_delay_is_one_draw_under_its_attempts_ceiling() -> None:
-    policy = RetryPolicy(result_base=1.0, result_cap=300.0)
+    policy = RetryPolicy(result_waits=Waits(1.0, 300.0))
     for tries in range(12):
         ceiling = min(300.0, 2.0**tries)
         draws = [policy.result_delay(tries) for _ in range(200)]

@@ -70,7 +70,7 @@ class Poller:
 
     def _run(self, lead: bool) -> None:
         idle = Backoff(base=0.25, cap=self._settings.poll_interval, jitter="equal")
-        errors = self._client.retry.poll_error_backoff()
+        errors = self._client.retry.poll_error_waits.backoff()
         while not self._stopping.is_set():
             if self._paused.is_set():
                 self._stopping.wait(PARK_CHECK)

@@ -54,13 +54,9 @@ def check_converters(settings: AgentSettings) -> list[CheckResult]:
 
 
 def check_api(settings: AgentSettings) -> CheckResult:
-    from morag_fleet.jobs.client import MoragClient
+    from morag_fleet.jobs.probe import probe_configured_api
 
-    client = MoragClient(settings)
-    try:
-        report = client.test_connection()
-    finally:
-        client.close()
+    report = probe_configured_api(settings)
     return CheckResult("api", report.ok, f"{settings.api_base_url}: {report.message}")
 
 

@@ -165,7 +165,7 @@ class JobRunner:
     def _download(self, job: Job, job_dir: Path) -> DownloadedFile:
         """Retries while the API is away, without limit (`RetryPolicy`, layer 3): the job is
         ours and must still be reported."""
-        backoff = self.client.retry.job_wait_backoff()
+        backoff = self.client.retry.job_waits.backoff()
         while True:
             if self.abort.is_set():
                 raise JobAborted()

@@ -95,13 +95,9 @@ def cmd_show_config(settings: AgentSettings, args: argparse.Namespace) -> int:
 
 
 def cmd_test_connection(settings: AgentSettings) -> int:
-    from morag_fleet.jobs.client import MoragClient
+    from morag_fleet.jobs.probe import probe_configured_api
 
-    client = MoragClient(settings)
-    try:
-        report = client.test_connection()
-    finally:
-        client.close()
+    report = probe_configured_api(settings)
     print(f"{settings.api_base_url}: {report.kind}: {report.message}")
     return 0 if report.ok else 1
 

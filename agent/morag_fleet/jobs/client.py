@@ -181,7 +181,7 @@ class MoragClient:
         `read_body`; otherwise the response is still open for streaming and the body is b"".
         Raises ApiUnavailable when retries are exhausted, disabled, or `stop` (or `also_stop`)
         is set."""
-        backoff = self.retry.call_backoff()
+        backoff = self.retry.call_waits.backoff()
         timeout = timeout or (self.settings.connect_timeout, self.settings.read_timeout)
         stops = [event for event in (self.stop, also_stop) if event is not None]
         attempt = 0

@@ -17,6 +17,7 @@ import re
 import secrets
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -92,32 +93,22 @@ class _BackgroundSha256:
             self._thread.join()
 
 
+@dataclass(eq=False)
 class SourceDownload:
     """One download attempt sequence for one job; `run()` returns the finished file."""
 
-    def __init__(
-        self,
-        job_id: str,
-        dest_dir: Path,
-        max_bytes: int,
-        fetch: Fetch,
-        pause: Callable[[int], None],
-        progress: Progress | None = None,
-        max_resumes: int = 3,
-    ) -> None:
-        self.job_id = job_id
-        self.dest_dir = dest_dir
-        self.max_bytes = max_bytes
-        self.fetch = fetch
-        self.pause = pause
-        self.progress = progress
-        self.max_resumes = max_resumes
-        self.written = 0
-        self.total: int | None = None  # the full size, when the server told it
-        self.hasher = _BackgroundSha256()
-        self.raw_name: str | None = None
-        self.mime_type = ""
-        self.content_type_header: str | None = None
+    job_id: str
+    dest_dir: Path
+    max_bytes: int
+    fetch: Fetch
+    pause: Callable[[int], None]
+    progress: Progress | None = None
+    max_resumes: int = 3
+    written: int = field(default=0, init=False)
+    total: int | None = field(default=None, init=False)  # the full size, once the server said
+    hasher: _BackgroundSha256 = field(default_factory=_BackgroundSha256, init=False)
+    raw_name: str | None = field(default=None, init=False)
+    content_type_header: str | None = field(default=None, init=False)
 
     def run(self) -> DownloadedFile:
         if not self.dest_dir.is_dir():

@@ -27,8 +27,17 @@ from morag_fleet.jobs.models import ConnectionReport
 
 if TYPE_CHECKING:
     from morag_fleet.jobs.client import MoragClient
+    from morag_fleet.settings import AgentSettings
 
 POLL_PATH = "/api/v1/remote-jobs/poll"
+
+
+def probe_configured_api(settings: AgentSettings) -> ConnectionReport:
+    """`probe_api` with a client of its own, closed afterwards (`test-connection`, `check`)."""
+    from morag_fleet.jobs.client import MoragClient
+
+    with MoragClient(settings) as client:
+        return probe_api(client)
 
 
 def probe_api(client: MoragClient) -> ConnectionReport:

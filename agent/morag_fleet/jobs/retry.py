@@ -115,83 +115,82 @@ def wait_or_stop(delay: float, stop: threading.Event | None) -> bool:
 
 
 @dataclass(frozen=True)
+class Waits:
+    """Full-jitter waits between tries, from `first` doubling up to `longest` seconds."""
+
+    first: float
+    longest: float
+
+    def backoff(self) -> Backoff:
+        return Backoff(base=self.first, cap=self.longest)
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     """Every place the agent waits for the jobs API, innermost first, with its limit.
 
-    1. One API call (`MoragClient.send`): `call_attempts` tries, with full-jitter waits from
-       `call_base` doubling up to `call_cap` between them. A Retry-After up to `max_retry_after`
-       is waited out; a longer one ends the call at once. The result PUT is tried once (MoRAG
-       ingests inside it, so the layer above asks the job's status before sending it again).
-       `longest_call` is what one call can take in all before it raises `ApiUnavailable`.
+    1. One API call (`MoragClient.send`): `call_attempts` tries, `call_waits` between them. A
+       Retry-After up to `max_retry_after` is waited out; a longer one ends the call at once.
+       The result PUT is tried once (MoRAG ingests inside it, so the layer above asks the job's
+       status before sending it again). `longest_call` is what one call can take in all before
+       it raises `ApiUnavailable`.
     2. One download (`SourceDownload`): a connection that drops mid-body is resumed with Range,
        `download_resumes` times, after `resume_pause` seconds.
-    3. A job's download while the API is away (`JobRunner._download`): no limit on the tries.
-       Waits from `job_wait_base` doubling up to `job_wait_cap` between calls of layer 1.
+    3. A job's download while the API is away (`JobRunner._download`): no limit on the tries;
+       `job_waits` between calls of layer 1.
     4. A spooled result (`Deliverer`, the outbox thread): no limit on the tries, across
-       restarts. Waits from `result_base` doubling up to `result_cap`; a result the server
-       rejects as malformed waits at least `rejected_result_wait`.
-    5. Polling after an error (`Poller`): no limit; waits from `poll_error_base` up to
-       `poll_error_cap`. No job is held while polling.
+       restarts; `result_waits` between them, and at least `rejected_result_wait` after the
+       server rejected the result as malformed.
+    5. Polling after an error (`Poller`): no limit; `poll_error_waits` between polls. No job is
+       held while polling.
 
     So the total time a job may wait for the API has no limit, on purpose: a claimed job is
     this agent's and must be reported, so neither its download nor its result gives up while
     the API is away. The wait ends when the API answers again (within `noticed_within` seconds
-    for a download, within `result_cap` for a result), when the server takes the job back, or
-    when a hard stop aborts the job (its failure is then spooled and reported at the next start).
+    for a download, within the longest of `result_waits` for a result), when the server takes
+    the job back, or when a hard stop aborts the job (its failure is then spooled and reported
+    at the next start).
     """
 
     call_attempts: int = 5
-    call_base: float = 0.5
-    call_cap: float = 10.0
+    call_waits: Waits = Waits(0.5, 10.0)
     max_retry_after: float = 60.0
     download_resumes: int = 3
-    job_wait_base: float = 1.0
-    job_wait_cap: float = 60.0
-    result_base: float = 1.0
-    result_cap: float = 300.0
+    job_waits: Waits = Waits(1.0, 60.0)
+    result_waits: Waits = Waits(1.0, 300.0)
     rejected_result_wait: float = 60.0
-    poll_error_base: float = 1.0
-    poll_error_cap: float = 30.0
+    poll_error_waits: Waits = Waits(1.0, 30.0)
 
     @classmethod
     def from_settings(cls, settings: AgentSettings) -> RetryPolicy:
         """The agent's policy: `outbox_retry_max` caps every wait for a result (and no single
         call waits longer), `poll_interval` sets how patient a waiting job and the poller are."""
         most = settings.outbox_retry_max
-        return cls(call_cap=max(cls.call_base, min(cls.call_cap, most)),
-                   max_retry_after=min(cls.max_retry_after, most),
-                   job_wait_cap=max(cls.job_wait_base, min(settings.poll_interval * 3,
-                                                           cls.job_wait_cap)),
-                   result_cap=max(cls.result_base, most),
-                   poll_error_cap=max(settings.poll_interval, cls.poll_error_cap))
-
-    def call_backoff(self) -> Backoff:
-        """Layer 1: the waits between the attempts of one call."""
-        return Backoff(base=self.call_base, cap=self.call_cap)
+        call, job, result, poll = (cls.call_waits, cls.job_waits, cls.result_waits,
+                                   cls.poll_error_waits)
+        return cls(
+            call_waits=Waits(call.first, max(call.first, min(call.longest, most))),
+            max_retry_after=min(cls.max_retry_after, most),
+            job_waits=Waits(job.first, max(job.first, min(settings.poll_interval * 3,
+                                                          job.longest))),
+            result_waits=Waits(result.first, max(result.first, most)),
+            poll_error_waits=Waits(poll.first, max(settings.poll_interval, poll.longest)))
 
     def resume_pause(self, resume: int) -> float:
         """Layer 2: the wait before the `resume`-th resume of a dropped download."""
-        return self.call_backoff().next() * resume
-
-    def job_wait_backoff(self) -> Backoff:
-        """Layer 3: the waits of a job whose download finds the API away."""
-        return Backoff(base=self.job_wait_base, cap=self.job_wait_cap)
+        return self.call_waits.backoff().next() * resume
 
     def result_delay(self, tries: int) -> float:
         """Layer 4: the wait after a result's `tries`-th failed submission (0 for the first),
         drawn once under that attempt's ceiling."""
-        backoff = Backoff(base=self.result_base, cap=self.result_cap)
+        backoff = self.result_waits.backoff()
         backoff.attempt = tries
         return backoff.next()
-
-    def poll_error_backoff(self) -> Backoff:
-        """Layer 5: the waits of a poller after a failed poll."""
-        return Backoff(base=self.poll_error_base, cap=self.poll_error_cap)
 
     def longest_call(self, connect_timeout: float, read_timeout: float) -> float:
         """The most seconds one call of layer 1 takes before it raises `ApiUnavailable`: every
         attempt runs into its timeouts and every wait is the longest allowed."""
-        backoff = self.call_backoff()
+        backoff = self.call_waits.backoff()
         waits = 0.0
         for _ in range(self.call_attempts - 1):
             waits += max(backoff.ceiling(), self.max_retry_after)
@@ -201,4 +200,4 @@ class RetryPolicy:
     def noticed_within(self) -> float:
         """The longest a job waiting for its download sleeps before it asks again, so once the
         API answers again the job goes on within this many seconds (plus one request)."""
-        return max(self.job_wait_cap, self.call_cap, self.max_retry_after)
+        return max(self.job_waits.longest, self.call_waits.longest, self.max_retry_after)
