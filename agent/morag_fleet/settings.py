@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from morag_fleet import settings_rules as rules
+from morag_fleet.paths import default_state_dir
 
 CONTENT_TYPES = ("audio", "video", "document", "image", "web", "youtube")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -52,10 +53,7 @@ class SettingsError(ValueError):
 
 
 def _default_state_dir() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/lib/morag-agent")
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "morag-agent"
+    return default_state_dir("morag-agent")
 
 
 @dataclass
