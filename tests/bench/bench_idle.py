@@ -3,8 +3,9 @@ each with the default `poll_interval` 10 and `long_poll_wait` 30 and 2 slots:
 
 - fresh, on the reference server (held long polls);
 - fresh, on the MoRAG double (no long poll: it backs off to one poll per 5-10 s);
-- on the reference server after converting two small jobs, so its slot processes are running
-  (they start lazily and then stay, keeping converters loaded).
+- on the reference server after converting two small jobs.
+The slot processes of all three start with the start-up self-test and stay, keeping the
+converters it loaded.
 
 Each talks through a recording proxy that counts its polls. CPU is user+system time of the
 agent's process tree over the window, as a share of one core.
@@ -136,7 +137,7 @@ def _report(agents: list[Watched]) -> None:
           ["agent", "main RSS median", "main RSS peak", "threads", "children",
            "children RSS", "CPU", "CPU share of a core", "polls", "SIGTERM->exit"], rows)
     note("(children: the slot processes plus multiprocessing's resource tracker; slots start "
-         "with the first job)")
+         "with the start-up self-test)")
 
 
 if __name__ == "__main__":
