@@ -211,3 +211,18 @@ def test_a_history_from_before_job_rows_gets_them_from_its_events(tmp_path: Path
     upgraded.record_events(a_job("a1", "after", T0 + 100), {})
     upgraded.close()
     assert [j["job_id"] for j in History(Store(path).path).jobs()] == ["after", "before"]
+
+
+def test_a_jobs_row_follows_progress_in_steps_and_its_timeline_to_the_end(
+        store: Store, history: History) -> None:
+    events = [job_event("a1", T0, "fine", "claimed", content_type="audio"),
+              job_event("a1", T0 + 1, "fine", "converting", progress=0.0)]
+    events += [job_event("a1", T0 + 1 + i, "fine", "converting", progress=i / 100)
+               for i in range(1, 8)]
+    store.record_events(events, {})
+    assert history.job("fine")["progress"] == 0.0  # under a step from the last written
+    assert history.job_timeline("fine")["events"][-1]["progress"] == 0.07
+    store.record_events([job_event("a1", T0 + 20, "fine", "converting", progress=0.3)], {})
+    assert history.job("fine")["progress"] == 0.3
+    store.record_events([job_event("a1", T0 + 21, "fine", "converting", progress=1.0)], {})
+    assert history.job("fine")["progress"] == 1.0  # the end of a conversion always shows

@@ -20,6 +20,8 @@ FAILED_STATES = ("failed",)
 # events that say something about a job without changing its state (they stay in the timeline)
 NO_STATE_EVENTS = ("slot_recycled",)
 
+PROGRESS_STEP = 0.25
+MAX_TRACKED = 100_000
 JOB_COLUMNS = ("job_id", "agent", "content_type", "state", "claimed", "updated", "finished",
                "progress", "error", "reason", *PHASE_SECONDS_FIELDS, "duration_s")
 
@@ -64,6 +66,34 @@ def job_row(agent: str, ts: float, body: dict[str, Any]) -> tuple[Any, ...] | No
     for key in PHASE_SECONDS_FIELDS:
         values[key] = _number(body.get(key))
     return tuple(values[c] for c in JOB_COLUMNS)
+
+
+class ProgressSteps:
+    """Which progress-only events are worth a row update: one per PROGRESS_STEP of progress.
+
+    Why: a converting job reports its progress every second, so progress events outnumber all
+    others by far, and writing each to the row doubled the cost of committing them. The event
+    itself is always kept (the timeline shows the last progress); the row lags by less than a
+    step, and live progress is in the agents' heartbeats anyway."""
+
+    def __init__(self) -> None:
+        self._written: dict[str, float] = {}
+
+    def wanted(self, body: dict[str, Any]) -> bool:
+        job_id, progress = body.get("job_id"), _number(body.get("progress"))
+        if not isinstance(job_id, str):
+            return True
+        if body.get("name") != "converting" or progress is None:
+            if body.get("name") in TERMINAL_STATES:
+                self._written.pop(job_id, None)
+            return True
+        last = self._written.get(job_id)
+        if last is not None and abs(progress - last) < PROGRESS_STEP and progress < 1.0:
+            return False
+        if len(self._written) >= MAX_TRACKED:  # jobs whose end never came (agent gone)
+            self._written.clear()
+        self._written[job_id] = progress
+        return True
 
 
 def row_dict(row: tuple[Any, ...]) -> dict[str, Any]:

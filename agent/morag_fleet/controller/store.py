@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from morag_fleet.controller.jobrows import JOB_UPSERT, job_row
+from morag_fleet.controller.jobrows import JOB_UPSERT, ProgressSteps, job_row
 from morag_fleet.controller.restore import restore_record
 from morag_fleet.controller.state import AgentRecord
 from morag_fleet.log import get_logger
@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     download_s REAL, convert_s REAL, deliver_s REAL, duration_s REAL);
 CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (state, finished);
+CREATE INDEX IF NOT EXISTS jobs_agent ON jobs (agent);
 """
 
 
@@ -62,6 +63,7 @@ class Store:
     def __init__(self, path: Path, retention: Retention | None = None) -> None:
         self.path = path
         self.retention = retention or Retention()
+        self._progress = ProgressSteps()
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -141,7 +143,8 @@ class Store:
                 "INSERT INTO events (received, ts, agent, scope, name, job_id, body) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             self.db.executemany(JOB_UPSERT, [row for e in events
-                                             if (row := job_row(e.agent, e.ts, e.body))])
+                                             if self._progress.wanted(e.body)
+                                             and (row := job_row(e.agent, e.ts, e.body))])
             self.db.executemany(
                 "INSERT INTO sessions (name, sid, last_seq) VALUES (?, ?, ?) ON CONFLICT(name) "
                 "DO UPDATE SET sid=excluded.sid, last_seq=excluded.last_seq",
