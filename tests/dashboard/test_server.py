@@ -70,13 +70,14 @@ def test_live_stream_cadence_cap_and_a_prompt_stop(short_tmp: Path, cleanup: lis
     assert requests.get(controller.url + "/live/fleet?poll=1", timeout=10).status_code == 200
     response = streams[0][1]
     stamps = []
-    while len(stamps) < 4:
+    while len(stamps) < 6:
         line = response.fp.readline()
         assert line, "the stream ended"
         if line.startswith(b"event: update"):
             stamps.append(time.monotonic())
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    assert all(0.5 < gap < 2.0 for gap in gaps), gaps
+    # one a second: never a burst, and on average close to the second even on a busy machine
+    assert all(gap > 0.5 for gap in gaps) and sum(gaps) / len(gaps) < 1.6, gaps
     assert controller.proc is not None
     controller.proc.send_signal(signal.SIGTERM)
     started = time.monotonic()

@@ -19,10 +19,13 @@ from morag_fleet.controller.web.actions import Actions
 from morag_fleet.controller.web.guard import Guard, Session
 from morag_fleet.controller.web.options import WebOptions, read_token
 from morag_fleet.controller.web.render import Viewer, esc
-from morag_fleet.controller.web.snapshot import SnapshotCache
+from morag_fleet.controller.web.snapshot import Snapshot, SnapshotCache
 
 OUTCOMES_MAX_AGE_S = 5.0
 MAX_CACHED_VIEWS = 64
+REFRESH_S = 1.0
+STALE_AFTER_S = 2.5  # a request draws for itself only when the refresher is this far behind
+WATCHED_S = 10.0  # a fleet view is kept drawn this long after it was last asked for
 MAX_STREAMS = 32  # live connections; more browsers fall back to polling
 PAGES = ("fleet", "jobs", "failures")
 
@@ -51,6 +54,7 @@ class Dashboard:
         self.streams = threading.BoundedSemaphore(MAX_STREAMS)
         self._outcomes: tuple[float, dict[str, dict[str, int]]] = (0.0, {})
         self._fragments: dict[tuple[str, str, int], tuple[float, dict[str, str]]] = {}
+        self._watched: dict[tuple[str, str, int], float] = {}  # fleet view -> last asked for
 
     def viewer(self, session: Session | None) -> Viewer:
         return Viewer(self.prefix, self.guard.read_only, session.csrf if session else None)
@@ -66,18 +70,36 @@ class Dashboard:
 
     def fleet_fragments(self, state: str, query: str, page: int) -> dict[str, str]:
         """The fleet page's parts for these filters, drawn once per snapshot however many pages
-        show them (they hold links only, nothing that depends on who is looking)."""
-        snap = self.snapshots.get()
+        show them (they hold links only, nothing that depends on who is looking). While the
+        refresher keeps them current, a request only picks them up."""
         key = (state, query, page)
+        self._watched[key] = time.monotonic()
+        snap = self.snapshots.get(STALE_AFTER_S)
         cached = self._fragments.get(key)
         if cached is not None and cached[0] == snap.taken:
             return cached[1]
-        fragments = fleet_page.fleet_fragments(snap, self.outcomes(), self.viewer(None), state,
-                                               query, page)
+        return self._draw(snap, key)
+
+    def _draw(self, snap: Snapshot, key: tuple[str, str, int]) -> dict[str, str]:
+        fragments = fleet_page.fleet_fragments(snap, self.outcomes(), self.viewer(None), *key)
         if len(self._fragments) >= MAX_CACHED_VIEWS:
             self._fragments.clear()
         self._fragments[key] = (snap.taken, fragments)
         return fragments
+
+    def refresh_forever(self) -> None:
+        """Each second, while a fleet view was asked for recently: a new snapshot, and every
+        such view drawn from it, so requests and live updates find them ready. With no page
+        open nothing runs."""
+        while not self.stopping.wait(REFRESH_S):
+            now = time.monotonic()
+            keys = [k for k, used in list(self._watched.items()) if now - used < WATCHED_S]
+            if not keys:
+                self._watched.clear()
+                continue
+            snap = self.snapshots.renew()
+            for key in keys:
+                self._draw(snap, key)
 
     def page(self, title: str, body: str, viewer: Viewer, here: str = "",
              live: str = "", banner: str = "") -> str:

@@ -45,6 +45,8 @@ class DashboardServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="http",
                                        kwargs={"poll_interval": 0.5}, daemon=True)
         self.thread.start()
+        threading.Thread(target=self.app.refresh_forever, name="http-refresh",
+                         daemon=True).start()
         log.info("http_started", addr=self.options.addr, port=self.port,
                  url_prefix=self.options.url_prefix or "/",
                  dashboard="read-only" if self.app.guard.read_only else "actions with token")

@@ -90,7 +90,8 @@ def take(state: FleetState, order: NameOrder | None = None,
 
 
 class SnapshotCache:
-    """One snapshot at a time, rebuilt by whichever reader first finds it stale."""
+    """One snapshot at a time: renewed every second by the dashboard's refresher while pages
+    are open, and by a reader only when it finds none fresh enough (the first page)."""
 
     def __init__(self, state: FleetState) -> None:
         self.state = state
@@ -98,14 +99,19 @@ class SnapshotCache:
         self._current: Snapshot | None = None
         self._order = NameOrder()
 
-    def get(self) -> Snapshot:
+    def get(self, max_age: float = MAX_AGE_S) -> Snapshot:
         current = self._current
-        if current is not None and time.time() - current.taken < MAX_AGE_S:
+        if current is not None and time.time() - current.taken < max_age:
             return current
         with self._lock:
             current = self._current
-            if current is None or time.time() - current.taken >= MAX_AGE_S:
+            if current is None or time.time() - current.taken >= max_age:
                 current = self._current = take(self.state, self._order)
+        return current
+
+    def renew(self) -> Snapshot:
+        with self._lock:
+            current = self._current = take(self.state, self._order)
         return current
 
 
