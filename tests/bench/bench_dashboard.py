@@ -45,6 +45,7 @@ from tests.dashboard.support import WebController  # noqa: E402
 from tests.support.process import wait_for  # noqa: E402
 
 from morag_fleet.controller.control import ControlClient  # noqa: E402
+from morag_fleet.controller.web.app import WATCHED_S  # noqa: E402
 
 RUN_SECONDS = 8.0
 STREAMS = 2  # open fleet pages
@@ -194,6 +195,7 @@ def run_row(label: str, dashboard: str, r: dict[str, float], seen: dict | None) 
 def run_pair(controller: WebController, client: ControlClient, sims: list[Sim], rate: float,
              ctl: psutil.Process, ctl_cpus: set[int], sim_cpus: set[int]) -> tuple[
                  list[list[object]], tuple[dict, dict, dict]]:
+    time.sleep(WATCHED_S + 1)  # closed: no page has asked for anything for a while
     closed = measured(controller, client, sims, rate, ctl, ctl_cpus)
     clients = Clients(controller.http_port, RUN_SECONDS + 4, sim_cpus)
     time.sleep(1.0)  # the streams are open and have sent their first update
