@@ -26,6 +26,7 @@ MAX_CACHED_VIEWS = 64
 REFRESH_S = 1.0
 STALE_AFTER_S = 2.5  # a request draws for itself only when the refresher is this far behind
 WATCHED_S = 10.0  # a fleet view is kept drawn this long after it was last asked for
+MAX_WATCHED = 16  # fleet views the refresher keeps drawn, whatever the requests ask for
 MAX_STREAMS = 32  # live connections; more browsers fall back to polling
 PAGES = ("fleet", "jobs", "failures")
 
@@ -74,6 +75,9 @@ class Dashboard:
         refresher keeps them current, a request only picks them up."""
         key = (state, query, page)
         self._watched[key] = time.monotonic()
+        if len(self._watched) > MAX_WATCHED:  # many different filters: keep the newest
+            oldest = min(self._watched.items(), key=lambda item: item[1])[0]
+            self._watched.pop(oldest, None)
         snap = self.snapshots.get(STALE_AFTER_S)
         cached = self._fragments.get(key)
         if cached is not None and cached[0] == snap.taken:

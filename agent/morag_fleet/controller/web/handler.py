@@ -72,11 +72,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_html(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
         self.send_bytes(status, text.encode(), "text/html; charset=utf-8",
-                   {"Cache-Control": "no-store", **(headers or {})})
+                        {"Cache-Control": "no-store", **(headers or {})})
 
     def send_json(self, status: int, data: Any) -> None:
         self.send_bytes(status, json.dumps(data).encode(), "application/json",
-                   {"Cache-Control": "no-store"})
+                        {"Cache-Control": "no-store"})
 
     def current_session(self) -> Session | None:
         try:
@@ -120,6 +120,9 @@ class Handler(BaseHTTPRequestHandler):
             pages.refused(self, exc)
         except (TimeoutError, BrokenPipeError, ConnectionResetError):
             pass
+        except Exception as exc:  # no traceback: a renderer showing locals would show the form
+            log.error("http_action_failed", path=path, error=f"{type(exc).__name__}: {exc}")
+            self.send_html(500, "<p>The action failed; the controller's log says why.</p>")
 
     def _form(self) -> dict[str, str]:
         try:

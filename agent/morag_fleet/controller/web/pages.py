@@ -10,7 +10,7 @@ from morag_fleet.controller.web import agent_page, fleet_page, jobs_page
 from morag_fleet.controller.web.actions import ActionFailed
 from morag_fleet.controller.web.guard import SESSION_COOKIE, SESSION_TTL_S, Session, WriteRefused
 from morag_fleet.controller.web.render import Viewer, esc
-from morag_fleet.controller.web.snapshot import agent_detail, running_jobs
+from morag_fleet.controller.web.snapshot import COUNTED, agent_detail, running_jobs
 from morag_fleet.log import get_logger
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def serve_get(h: Handler, path: str, query: dict[str, str]) -> None:
     if path.startswith("/static/") and path[8:] in app.static:
         name = path[8:]
         h.send_bytes(200, app.static[name].encode(), STATIC_TYPES[name.rsplit(".", 1)[1]],
-                {"Cache-Control": "max-age=300"})
+                     {"Cache-Control": "max-age=300"})
         return
     viewer = app.viewer(h.current_session())
     routes = {"/": fleet, "/jobs": jobs, "/failures": failures, "/login": login_page,
@@ -57,11 +57,13 @@ def not_found(h: Handler, viewer: Viewer, text: str) -> None:
 
 
 def _fleet_args(query: dict[str, str]) -> tuple[str, str, int]:
+    """(state, name filter, page), each bounded: they key the shared drawings."""
     try:
-        page = int(query.get("page") or 0)
+        page = min(max(int(query.get("page") or 0), 0), 10_000)
     except ValueError:
         page = 0
-    return query.get("state", ""), query.get("q", "")[:200], page
+    state = query.get("state", "")
+    return state if state in COUNTED else "", query.get("q", "")[:100], page
 
 
 def fleet(h: Handler, viewer: Viewer, query: dict[str, str]) -> None:
@@ -69,7 +71,7 @@ def fleet(h: Handler, viewer: Viewer, query: dict[str, str]) -> None:
     fragments = h.app.fleet_fragments(state, text, page)
     live = viewer.url("/live/fleet", state=state, q=text, page=page or None)
     h.send_html(200, h.app.page("Fleet", fleet_page.fleet_body(fragments, viewer, state, text),
-                            viewer, "fleet", live))
+                                viewer, "fleet", live))
 
 
 def live_fleet(h: Handler, viewer: Viewer, query: dict[str, str]) -> None:
@@ -145,8 +147,8 @@ def failures(h: Handler, viewer: Viewer, query: dict[str, str]) -> None:
     age = jobs_page.parse_age(query.get("age"), 86400)
     groups = h.app.history.failures(age)
     recent = h.app.history.recent_failures(age, 50)
-    h.send_html(200, h.app.page("Failures", jobs_page.failures_body(groups, recent, viewer, age),
-                            viewer, "failures"))
+    body = jobs_page.failures_body(groups, recent, viewer, age)
+    h.send_html(200, h.app.page("Failures", body, viewer, "failures"))
 
 
 def job(h: Handler, viewer: Viewer, job_id: str) -> None:
@@ -155,8 +157,8 @@ def job(h: Handler, viewer: Viewer, job_id: str) -> None:
         not_found(h, viewer, f"Job {job_id} is not in the controller's history.")
         return
     _overlay_live_progress(h, [timeline["job"]])
-    h.send_html(200, h.app.page(f"Job {job_id}", jobs_page.job_body(timeline, viewer), viewer,
-                            "jobs"))
+    body = jobs_page.job_body(timeline, viewer)
+    h.send_html(200, h.app.page(f"Job {job_id}", body, viewer, "jobs"))
 
 
 # ---- signing in and actions ---------------------------------------------------------------
@@ -253,5 +255,5 @@ def refused(h: Handler, exc: WriteRefused) -> None:
         h.send_json(exc.status, {"ok": False, "error": exc.reason})
         return
     viewer = h.app.viewer(None)
-    h.send_html(exc.status, h.app.page("Refused", f'<section><p class="result error" id="result">'
-                                   f"Refused: {esc(exc.reason)}</p></section>", viewer))
+    body = f'<section><p class="result error" id="result">Refused: {esc(exc.reason)}</p></section>'
+    h.send_html(exc.status, h.app.page("Refused", body, viewer))
