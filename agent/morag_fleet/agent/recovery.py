@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from morag_fleet.agent.delivery import Deliverer
 from morag_fleet.agent.journal import DELIVERED, Journal, JournalEntry
@@ -25,21 +26,20 @@ from morag_fleet.settings import AgentSettings
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True)
 class Recovery:
-    """`rerun(job)` queues a job taken back; `give_up(job_id, reason)` spools its failure;
-    `tell(name, **fields)` sends an agent event to the controller."""
+    """The agent's parts it needs, and three callbacks: `rerun(job)` queues a job taken back,
+    `give_up(job_id, reason)` spools its failure, `tell(name, **fields)` sends an agent event to
+    the controller."""
 
-    def __init__(self, settings: AgentSettings, journal: Journal, client: MoragClient,
-                 leases: LeaseKeeper, deliverer: Deliverer, rerun: Callable[[Job], None],
-                 give_up: Callable[[str, str], None], tell: Callable[..., None]) -> None:
-        self._settings = settings
-        self._journal = journal
-        self._client = client
-        self._leases = leases
-        self._deliverer = deliverer
-        self._rerun = rerun
-        self._give_up = give_up
-        self._tell = tell
+    settings: AgentSettings
+    journal: Journal
+    client: MoragClient
+    leases: LeaseKeeper
+    deliverer: Deliverer
+    rerun: Callable[[Job], None]
+    give_up: Callable[[str, str], None]
+    tell: Callable[..., None]
 
     def run(self) -> None:
         self._report_damage()
@@ -49,48 +49,48 @@ class Recovery:
     def _report_damage(self) -> None:
         """Said loudly, kept for `morag-agent check`, and sent to the controller; the jobs the
         journal forgot are found again through the server (`_recover_forgotten`)."""
-        damage = self._journal.damage
+        damage = self.journal.damage
         if not damage:
             return
         for finding in damage:
-            log.error("journal_damaged", path=str(self._journal.path), lost=finding)
-        record_damage(self._settings.state_dir, damage)
-        self._tell("journal_damaged", findings=damage)
+            log.error("journal_damaged", path=str(self.journal.path), lost=finding)
+        record_damage(self.settings.state_dir, damage)
+        self.tell("journal_damaged", findings=damage)
 
     def _replay_journal(self) -> None:
         """Finished results wait in the outbox (the outbox thread sends them); interrupted jobs
         are re-run, unless they keep crashing the agent."""
-        for entry in [*self._journal.interrupted(), *self._journal.outbox()]:
-            self._leases.hold(entry.job_id, entry.job.get("lease_seconds"))
-        for entry in self._journal.interrupted():
-            crashes = self._journal.record_crash(entry.job_id)
-            if crashes >= self._settings.max_job_crashes:
+        for entry in [*self.journal.interrupted(), *self.journal.outbox()]:
+            self.leases.hold(entry.job_id, entry.job.get("lease_seconds"))
+        for entry in self.journal.interrupted():
+            crashes = self.journal.record_crash(entry.job_id)
+            if crashes >= self.settings.max_job_crashes:
                 log.error("job_poisoned", job_id=entry.job_id, crashes=crashes)
-                self._give_up(entry.job_id, f"the agent stopped {crashes} times while "
+                self.give_up(entry.job_id, f"the agent stopped {crashes} times while "
                               "processing this job; giving up (poison job?)")
                 continue
             if self._still_ours(entry):
                 log.warning("job_resumed", job_id=entry.job_id, crashes=crashes)
-                self._rerun(Job(**entry.job))
-        waiting = [entry.job_id for entry in self._journal.outbox()]
+                self.rerun(Job(**entry.job))
+        waiting = [entry.job_id for entry in self.journal.outbox()]
         if waiting:
-            self._deliverer.confirm_before_sending(waiting)
+            self.deliverer.confirm_before_sending(waiting)
             log.info("outbox_replayed", depth=len(waiting))
 
     def _still_ours(self, entry: JournalEntry) -> bool:
         try:
-            status = self._client.job_status(entry.job_id)
+            status = self.client.job_status(entry.job_id)
         except ApiNotFound:
-            self._journal.mark_delivered(entry.job_id)
+            self.journal.mark_delivered(entry.job_id)
             log.warning("job_gone", job_id=entry.job_id)
             return False
         except ApiError:
             return True  # cannot ask: it was ours, so run it
         ours = status.get("status") == "processing" and status.get("worker_id") in (
-            None, self._settings.worker_id)
+            None, self.settings.worker_id)
         if not ours:
-            self._leases.release(entry.job_id)
-            self._journal.mark_delivered(entry.job_id)
+            self.leases.release(entry.job_id)
+            self.journal.mark_delivered(entry.job_id)
             log.warning("job_taken_back", job_id=entry.job_id, status=status.get("status"))
         return ours
 
@@ -99,19 +99,19 @@ class Recovery:
         the server still waits for them, and running them is the one way to report them with a
         result. Servers without the held-jobs endpoint (MoRAG) answer None: nothing to compare."""
         try:
-            held = self._client.held_jobs()
+            held = self.client.held_jobs()
         except ApiError as exc:
             log.warning("held_jobs_unknown", error=str(exc))
             return
         for job in held or []:
-            entry = self._journal.get(job.job_id)
+            entry = self.journal.get(job.job_id)
             if entry is not None and entry.phase != DELIVERED:
                 continue
             record = dataclasses.asdict(job)
-            if not self._journal.record_claim(job.job_id, job.content_type, record):
+            if not self.journal.record_claim(job.job_id, job.content_type, record):
                 continue
             log.error("job_forgotten", job_id=job.job_id, content_type=job.content_type,
                       reason="the server holds this job for this worker but the journal had "
                       "no record of it; running it again")
-            self._leases.hold(job.job_id, job.lease_seconds)
-            self._rerun(job)
+            self.leases.hold(job.job_id, job.lease_seconds)
+            self.rerun(job)
