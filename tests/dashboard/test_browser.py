@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -219,6 +220,10 @@ def test_cancel_a_long_conversion_from_the_page(fleet: Fleet, browser: Any) -> N
     assert "cancelled by operator" in answer and "wrong file" in answer, answer
     wait_until(lambda: failed_events(fleet, job_id) >= 1, 30, "the failure recorded")
     assert failed_events(fleet, job_id) == 1
+    # cancelling it again (a second operator, a stale page): a clear answer, nothing sent
+    again = requests.post(fleet.controller.url + "/action/cancel", data={"job": job_id},
+                          headers={"Authorization": f"Bearer {fleet.token}"}, timeout=30)
+    assert again.status_code == 409 and "ended already" in again.json()["message"], again.text
     assert fleet.agents[holder].alive and fleet.state(holder) in ("idle", "busy")
     again = fleet.upload("plain text after a cancel", "after-cancel")
     wait_until(lambda: fleet.server.status(again)["status"] == "completed", 60, "next job")
