@@ -31,6 +31,7 @@ from tests.support.jobserver import JobServer, running_jobserver
 
 AGENTS = ("fleet-a", "fleet-b")
 NOTE = "driver update, back at 14:00"
+ABSENT = "tests.support.no_such_module:Converter"
 
 
 @dataclass
@@ -69,7 +70,9 @@ def fleet() -> Iterator[Fleet]:
         with running_jobserver(base / "server") as server:
             for name in AGENTS:
                 agents[name] = AgentProcess(
-                    base, server.url, name, slots=2, converters={"document": SCRIPTED},
+                    base, server.url, name, slots=2, content_types=("document", "web"),
+                    # web's converter cannot load here: the agent page says why
+                    converters={"document": SCRIPTED, "web": ABSENT},
                     controller=controller.endpoint, heartbeat_interval=1,
                     controller_public_key=str(controller.state_dir / "controller.key"),
                     agent_key_file=str(keys / f"{name}.key_secret")).start()
@@ -183,6 +186,8 @@ def test_a_queued_job_shows_its_progress_then_finishes(fleet: Fleet, browser: An
 def test_drain_with_a_note_from_the_page_stops_claims(fleet: Fleet, browser: Any) -> None:
     sign_in(browser, fleet)
     browser.get(fleet.controller.url + "/agent/fleet-a")
+    web = css(browser, 'table.converters tr[data-content-type="web"]')[0].text
+    assert "no" in web and "converter unavailable: ModuleNotFoundError" in web, web
     css(browser, "form.drain input[name=note]")[0].send_keys(NOTE)
     css(browser, "form.drain input[name=until]")[0].send_keys("2h")
     css(browser, "form.drain button")[0].click()

@@ -27,7 +27,8 @@ def test_agent_text_is_escaped_on_every_page(short_tmp: Path, cleanup: list) -> 
     try:
         peer.send("hello", NAME, hello(host=SCRIPT, version=SCRIPT, heartbeat_interval=600,
                                        converters={"document": SCRIPT},
-                                       selftest={"document": {"ok": False, "reason": SCRIPT}}))
+                                       selftest={"document": {"ok": False, "reason": SCRIPT}},
+                                       unavailable={"audio": SCRIPT}))
         job = {"job_id": SCRIPT, "content_type": SCRIPT, "phase": SCRIPT, "progress": 0.5}
         peer.send("heartbeat", NAME, heartbeat(state="busy", active_jobs=[job],
                                                state_reason=SCRIPT))
@@ -49,6 +50,9 @@ def test_agent_text_is_escaped_on_every_page(short_tmp: Path, cleanup: list) -> 
             text = answer.text.replace("\\u003c", "<").replace("\\u003e", ">")
             assert "<script>alert" not in text and "<img src=x" not in text, page
             assert "&lt;script&gt;" in text or "&lt;img" in text, page
+        page = requests.get(f"{controller.url}/agent/{quoted}", timeout=10).text
+        assert "converter unavailable: &lt;script&gt;" in page  # the hello said why not audio
+        assert "FAILED: &lt;script&gt;" in page  # and why its document self-test failed
     finally:
         peer.close()
 

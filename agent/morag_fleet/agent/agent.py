@@ -74,6 +74,7 @@ class Agent:
         self._spooled_at: dict[str, float] = {}  # job id -> when its result was spooled
         self.leases = LeaseKeeper(self.client, self._client_stop)  # renews until delivered
         self.deliverer = Deliverer(self.client, self.journal, on_final=self._job_finished)
+        self.unavailable: dict[str, str] = {}  # content type -> why its converter cannot run
         self.content_types = self._usable_content_types()
         self.slots = [
             SlotProcess(i, settings.__dict__.copy(), self._gpu_for(i),
@@ -409,7 +410,8 @@ class Agent:
                 "content_types": self.content_types, "slots": self.settings.max_concurrent_jobs,
                 "converters": {k: self.settings.converters.get(k, "default")
                                for k in self.content_types},
-                "gpus": gpu_inventory(), "selftest": self.selftest}
+                "gpus": gpu_inventory(), "selftest": self.selftest,
+                "unavailable": self.unavailable}
 
     def _usable_content_types(self) -> list[str]:
         """Poll only for types this host can convert; the others are logged with the reason."""
@@ -418,6 +420,7 @@ class Agent:
             if availability.ok:
                 usable.append(content_type)
             else:
+                self.unavailable[content_type] = str(availability.reason)
                 log.warning("converter_unavailable", content_type=content_type,
                             reason=availability.reason)
         return usable

@@ -26,7 +26,7 @@ HOST_FIELDS = ("cpu_percent", "memory_percent", "memory_available_mb", "disk_per
 # what the store writes as JSON; the rest is rebuilt from the last heartbeat frame (`beat`)
 STORED_FIELDS = ("name", "key", "host", "version", "pid", "content_types", "converters",
                  "heartbeat_interval", "link", "gpus", "first_seen", "last_seen", "has_hello",
-                 "selftest")
+                 "selftest", "unavailable")
 # per-process working fields the views never show
 _PRIVATE_FIELDS = ("routing_id", "job_map", "beat_jobs", "host_stats", "next_ack", "beat",
                    "ack_key", "ack_frame")
@@ -64,6 +64,8 @@ class AgentRecord:
     ack_frame: bytes = b""
     # the hello's self-test verdicts by content type: {type: {ok, reason, seconds, ...}}
     selftest: dict[str, Any] = field(default_factory=dict)
+    # the hello's configured content types whose converter cannot run there: {type: why}
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -197,6 +199,7 @@ class FleetState:
         selftest = body.get("selftest")
         record.selftest = {k: v for k, v in selftest.items() if isinstance(v, dict)} \
             if isinstance(selftest, dict) else {}
+        record.unavailable = _reasons(body.get("unavailable"))
         record.has_hello = True
         self._session(record, msg["sid"])
 
@@ -281,6 +284,14 @@ class FleetState:
                 self.dirty.add(record.name)
                 lost.append(record)
         return lost
+
+
+def _reasons(value: Any) -> dict[str, str]:
+    """{name: reason} from a hello field the schema leaves free: text only, bounded."""
+    if type(value) is not dict:
+        return {}
+    return {k: v[:500] for k, v in list(value.items())[:64]
+            if type(k) is str and type(v) is str}
 
 
 def job_view(job: dict[str, Any]) -> dict[str, Any]:

@@ -48,12 +48,16 @@ def hello_section(detail: dict[str, Any]) -> str:
                            r.clock(detail["first_seen"]),
                            esc((detail["key"] or "")[:16] + "…" if detail["key"] else None)])],
                    "", "hello")
-    kinds = sorted(set(detail["content_types"]) | set(detail["converters"]) | set(selftest))
+    unavailable = detail["unavailable"]
+    kinds = sorted(set(detail["content_types"]) | set(detail["converters"]) | set(selftest)
+                   | set(unavailable))
     rows = []
     for kind in kinds:
         result = selftest.get(kind) if isinstance(selftest.get(kind), dict) else None
         offered = kind in detail["content_types"]
-        if result is None:
+        if kind in unavailable:
+            verdict = "converter unavailable: " + str(unavailable[kind])
+        elif result is None:
             verdict = "not run"
         elif result.get("ok", True):
             verdict = "passed" + (f" in {result['seconds']:.1f}s"
@@ -63,11 +67,12 @@ def hello_section(detail: dict[str, Any]) -> str:
         rows.append(r.row([esc(kind), esc(detail["converters"].get(kind)),
                            "yes" if offered else "<strong>no</strong>", esc(verdict)],
                           content_type=kind))
-    converters = r.table(("Content type", "Converter", "Polled for", "Self-test"), rows,
+    converters = r.table(("Content type", "Converter", "Polled for", "Self-test or why not"),
+                         rows,
                          "the agent has not said hello yet", "converters")
     return (f"<section><h2>Hello</h2>{info}<h3>Converters</h3>{converters}"
-            "<p class=\"muted\">A type whose self-test failed is not polled for; the agent logs "
-            "why a converter is unavailable at start.</p></section>")
+            "<p class=\"muted\">A type whose converter cannot run on this host, or whose "
+            "self-test failed, is not polled for.</p></section>")
 
 
 def actions_section(detail: dict[str, Any], viewer: Viewer) -> str:

@@ -148,6 +148,7 @@ def agent_detail(record: AgentRecord) -> dict[str, Any]:
                                    "disk_percent", "load1")}
     row.update(key=record.key, pid=record.pid, first_seen=record.first_seen,
                content_types=list(record.content_types), converters=dict(record.converters),
-               selftest=dict(record.selftest), heartbeat_interval=record.heartbeat_interval,
+               selftest=dict(record.selftest), unavailable=dict(record.unavailable),
+               heartbeat_interval=record.heartbeat_interval,
                counters=dict(record.counters), has_hello=record.has_hello)
     return row
