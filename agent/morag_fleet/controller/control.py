@@ -11,6 +11,7 @@ from typing import Any
 
 import zmq
 
+from morag_fleet import paths
 from morag_fleet.wire import codec
 
 SOCKET_NAME = "control.sock"
@@ -27,10 +28,7 @@ class ControlError(RuntimeError):
 
 
 def default_state_dir() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/lib/morag-fleet")
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "morag-fleet"
+    return paths.default_state_dir("morag-fleet")
 
 
 def control_endpoint(state_dir: Path) -> str:
