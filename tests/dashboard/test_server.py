@@ -108,8 +108,12 @@ def test_gpus_pages_and_filters_of_a_bigger_fleet(short_tmp: Path, cleanup: list
             peer.send("hello", name, hello(heartbeat_interval=600))
             peer.send("heartbeat", name, heartbeat(gpus=gpus if i == 7 else None,
                                                    state="busy" if i % 2 else "idle"))
-        wait_for(lambda: len(controller.json("status")["agents"]) == 120, 30, "120 agents")
-        first = requests.get(controller.url + "/", timeout=10).text
+        def with_all() -> str | None:
+            text = requests.get(controller.url + "/", timeout=10).text
+            return text if "(120 agents)" in text else None
+
+        # the page is drawn from a snapshot renewed every second: wait for one with them all
+        first = wait_for(with_all, 30, "120 agents on the page")
         assert first.count('<tr data-agent="') == 100 and "page 1 of 2 (120 agents)" in first
         assert first.index('data-agent="node-001"') < first.index('data-agent="node-000"')
         second = requests.get(controller.url + "/?page=1", timeout=10).text
