@@ -167,8 +167,9 @@ class Handler(BaseHTTPRequestHandler):
                 data = json.dumps({"html": build(), "stamp": time.time()})
                 self.wfile.write(f"event: update\ndata: {data}\n\n".encode())
                 self.wfile.flush()
-                # a steady cadence: the time spent building counts against the wait
-                due = max(due + LIVE_EVERY_S, time.monotonic() + LIVE_EVERY_S / 4)
+                # a steady cadence: a late update shortens the next wait (down to half a
+                # second), so a busy controller still sends one a second on average
+                due = max(due + LIVE_EVERY_S, time.monotonic() + LIVE_EVERY_S / 2)
                 self.app.stopping.wait(due - time.monotonic())
         finally:
             self.app.streams.release()
