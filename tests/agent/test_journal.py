@@ -88,3 +88,29 @@ def test_lost_or_unreadable_journal_is_reported(tmp_path: Path) -> None:
     assert list(tmp_path.glob("journal.sqlite3.damaged-*"))
     fresh.close()
     assert Journal(tmp_path).damage == []
+
+
+def test_a_journal_from_before_cancels_gains_the_columns_and_keeps_its_jobs(tmp_path: Path) -> None:
+    """An agent upgraded in place opens the journal its older release wrote."""
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "journal.sqlite3")
+    old.executescript("""
+        CREATE TABLE jobs (job_id TEXT PRIMARY KEY, content_type TEXT NOT NULL,
+            job_json TEXT NOT NULL, phase TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+            crashes INTEGER NOT NULL DEFAULT 0, result_json TEXT,
+            submit_tries INTEGER NOT NULL DEFAULT 0, next_try_at REAL NOT NULL DEFAULT 0,
+            last_error TEXT, claimed_at REAL NOT NULL, updated_at REAL NOT NULL);
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO jobs(job_id, content_type, job_json, phase, claimed_at, updated_at)
+            VALUES ('j1', 'audio', '{"job_id": "j1"}', 'converting', 1, 1);
+    """)
+    old.close()
+
+    journal = Journal(tmp_path)
+    [entry] = journal.interrupted()
+    assert entry.job_id == "j1" and not entry.cancelled
+    journal.record_cancel("j1", "wrong file")
+    [entry] = journal.interrupted()
+    assert entry.cancelled and entry.cancel_note == "wrong file"
+    journal.close()

@@ -193,3 +193,23 @@ def test_job_history_and_failures_survive_a_controller_restart(
     for word in ("command", "cancel", "slot_recycled", "failed", NOTE, "phases:"):
         assert word in text
     assert {j["job_id"] for j in controller.json("history", "--since", "1h")} == {done, stopped}
+
+
+def test_a_cancel_holds_across_an_agent_crash(
+        jobserver: JobServer, agent: AgentProcess, controller: ControllerProc, make_doc) -> None:
+    """The agent accepted the cancel and died before reporting it: the restarted agent reports
+    the job cancelled instead of running it again, once."""
+    job_id = jobserver.create(make_doc("stubborn.txt", "sleep-ignoring-term 120\n"), "document")
+    wait_until(lambda: running_phase(controller, job_id) == "converting", 60, "converting")
+    controller.cli("cancel", job_id, "--note", NOTE, "--grace", "60", "--wait", "1")
+    agent.wait_for_event("controller_command", timeout=10, command="cancel", job_id=job_id,
+                         outcome="cancelling")
+    agent.kill()  # within the grace period: the slot still ignores its SIGTERM
+
+    agent.start()
+
+    agent.wait_for_event("job_cancel_kept", timeout=60, job_id=job_id)
+    wait_until(lambda: jobserver.status(job_id)["status"] == "failed", 60, "reported")
+    assert jobserver.result(job_id)["error_message"] == f"cancelled by operator: {NOTE}"
+    assert not agent.find("job_resumed", job_id=job_id)
+    assert results_sent(jobserver) == (1, 0)

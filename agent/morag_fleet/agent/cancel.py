@@ -53,6 +53,7 @@ class CancelDesk:
             entry = self._journal.get(job_id)
             if entry is not None and entry.phase in ACTIVE_PHASES:
                 self._waiting[job_id] = (note, grace)
+                self._journal.record_cancel(job_id, note)
                 return CancelAnswer(job_id, CANCELLING, "claimed, not started yet: it will not "
                                     "start and is reported failed")
         if entry is None:
@@ -64,14 +65,14 @@ class CancelDesk:
             return CancelAnswer(job_id, FINISHED, "the job ended and was reported already")
         return CancelAnswer(job_id, NOT_HERE, f"the job is {entry.phase} on this agent")
 
-    @staticmethod
-    def _answer_active(active: ActiveJob, note: str | None, grace: float) -> CancelAnswer:
+    def _answer_active(self, active: ActiveJob, note: str | None, grace: float) -> CancelAnswer:
         phase = active.phase
         outcome = active.request_cancel(note, grace)
         job_id = active.job.job_id
         if outcome == TOO_LATE:
             return CancelAnswer(job_id, TOO_LATE, "the result is being delivered already; the "
                                 "job is reported as it ended")
+        self._journal.record_cancel(job_id, active.cancel_note)
         if phase == "converting":
             how = f"its slot is stopped (SIGTERM, SIGKILL after {grace:g} s)"
         else:  # a download is not cut off; nothing is converted after it

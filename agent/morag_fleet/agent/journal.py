@@ -45,12 +45,16 @@ CREATE TABLE IF NOT EXISTS jobs (
     submit_tries  INTEGER NOT NULL DEFAULT 0,
     next_try_at   REAL NOT NULL DEFAULT 0,
     last_error    TEXT,
+    cancelled     INTEGER NOT NULL DEFAULT 0,
+    cancel_note   TEXT,
     claimed_at    REAL NOT NULL,
     updated_at    REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_phase ON jobs(phase);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+# Columns added after the first release: a journal written by an older agent gets them on open.
+ADDED_COLUMNS = {"cancelled": "INTEGER NOT NULL DEFAULT 0", "cancel_note": "TEXT"}
 # Cheap writes alone (retries during a long API outage) also checkpoint now and then, so the WAL
 # stays bounded with automatic checkpoints off.
 UNSYNCED_CHECKPOINT_EVERY = 500
@@ -75,6 +79,8 @@ class JournalEntry:
     submit_tries: int
     next_try_at: float
     last_error: str | None
+    cancelled: bool = False  # an operator's cancel was accepted: never run again
+    cancel_note: str | None = None
 
 
 class Journal:
@@ -104,6 +110,7 @@ class Journal:
         try:
             db = self._connect("FULL")
             db.executescript(SCHEMA)
+            _add_columns(db)
             return db
         except sqlite3.DatabaseError as exc:
             aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
@@ -189,6 +196,12 @@ class Journal:
         self._write("UPDATE jobs SET phase = ?, result_json = ?, next_try_at = 0, updated_at = ?"
                     " WHERE job_id = ?", (SPOOLED, json.dumps(result), time.time(), job_id))
 
+    def record_cancel(self, job_id: str, note: str | None) -> None:
+        """Synced: a cancel the operator was told about must hold across a crash, so a restarted
+        agent reports the job cancelled instead of running it again."""
+        self._write("UPDATE jobs SET cancelled = 1, cancel_note = ?, updated_at = ?"
+                    " WHERE job_id = ?", (note, time.time(), job_id))
+
     def record_crash(self, job_id: str) -> int:
         with self._tx() as db:
             db.execute("UPDATE jobs SET crashes = crashes + 1 WHERE job_id = ?", (job_id,))
@@ -208,13 +221,15 @@ class Journal:
         with self._lock:
             rows = self._db.execute(
                 "SELECT job_id, content_type, job_json, phase, attempts, crashes, result_json,"
-                f" submit_tries, next_try_at, last_error FROM jobs WHERE {where}"
+                " submit_tries, next_try_at, last_error, cancelled, cancel_note"
+                f" FROM jobs WHERE {where}"
                 " ORDER BY claimed_at",
                 args,
             ).fetchall()
         return [
             JournalEntry(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5],
-                         json.loads(r[6]) if r[6] else None, r[7], r[8], r[9])
+                         json.loads(r[6]) if r[6] else None, r[7], r[8], r[9], bool(r[10]),
+                         r[11])
             for r in rows
         ]
 
@@ -248,3 +263,10 @@ class Journal:
             self._unsynced_db.close()
             self._db.close()
             self._marker.close()
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    for name, declaration in ADDED_COLUMNS.items():
+        if name not in present:
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")

@@ -1,7 +1,8 @@
 """What a previous run of the agent left behind, taken back before the first poll.
 
 A damaged or lost journal is said loudly; jobs the previous run was working on are run again
-(unless they keep crashing the agent, or the server took them back); results still in the outbox
+(unless they keep crashing the agent, the server took them back, or an operator cancelled them:
+those are reported cancelled); results still in the outbox
 are confirmed with the server before they are sent; and jobs the server holds for this worker
 that the journal does not know are run again. Leases are renewed for every job taken back until
 its result is delivered.
@@ -17,6 +18,7 @@ from morag_fleet.agent.delivery import Deliverer
 from morag_fleet.agent.journal import DELIVERED, Journal, JournalEntry
 from morag_fleet.agent.journal_check import record_damage
 from morag_fleet.agent.leases import LeaseKeeper
+from morag_fleet.agent.runner import cancel_reason
 from morag_fleet.jobs.client import MoragClient
 from morag_fleet.jobs.errors import ApiError, ApiNotFound
 from morag_fleet.jobs.models import Job
@@ -63,6 +65,10 @@ class Recovery:
         for entry in [*self.journal.interrupted(), *self.journal.outbox()]:
             self.leases.hold(entry.job_id, entry.job.get("lease_seconds"))
         for entry in self.journal.interrupted():
+            if entry.cancelled:  # the operator was told it would not run again
+                log.warning("job_cancel_kept", job_id=entry.job_id)
+                self.give_up(entry.job_id, cancel_reason(entry.cancel_note))
+                continue
             crashes = self.journal.record_crash(entry.job_id)
             if crashes >= self.settings.max_job_crashes:
                 log.error("job_poisoned", job_id=entry.job_id, crashes=crashes)

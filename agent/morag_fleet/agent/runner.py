@@ -75,6 +75,12 @@ class ActiveJob:
     def cancelled(self) -> bool:
         return self._cancel is not None
 
+    @property
+    def cancel_note(self) -> str | None:
+        """The first cancel's note: later requests do not change what MoRAG is told."""
+        cancel = self._cancel
+        return None if cancel is None else cancel[0]
+
     def close_cancel_window(self) -> tuple[bool, str | None]:
         """From here on a cancel is too late; (was it cancelled, the operator's note)."""
         with self._lock:
