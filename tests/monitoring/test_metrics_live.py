@@ -54,8 +54,10 @@ def test_phase_durations_failure_reasons_and_slots_from_real_jobs(tmp_path: Path
                 slow = server.create(docs / "slow.txt", "document")
                 wait_until(lambda: any(j["job_id"] == slow and j["phase"] == "converting"
                                        for j in controller.json("jobs")), 60, "converting")
-                busy = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
-                assert sample(busy, "morag_fleet_slots_busy") == 1.0
+                # the job event may come before the heartbeat that counts the slot busy
+                wait_until(lambda: sample(requests.get(f"http://127.0.0.1:{port}/metrics",
+                                                       timeout=30).text,
+                                          "morag_fleet_slots_busy") == 1.0, 10, "slot busy")
                 assert controller.cli("cancel", slow, "--grace", "1").returncode == 0
 
                 def scraped() -> str | None:
