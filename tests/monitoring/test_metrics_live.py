@@ -64,9 +64,10 @@ def test_phase_durations_failure_reasons_and_slots_from_real_jobs(tmp_path: Path
                     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
                     done = sample(text, "morag_fleet_phase_duration_seconds_count",
                                   phase="deliver", content_type="document")
-                    return text if done == 4.0 else None
+                    idle = sample(text, "morag_fleet_slots_busy") == 0.0  # next heartbeat
+                    return text if done == 4.0 and idle else None
 
-                text = wait_until(scraped, 30, "four deliveries timed")
+                text = wait_until(scraped, 30, "four deliveries timed, the slot free again")
             finally:
                 agent.stop()
     finally:
