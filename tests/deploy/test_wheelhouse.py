@@ -53,12 +53,13 @@ def wheelhouse(tmp_path: Path) -> tuple[Path, Path]:
     return house, lock
 
 
-def build(house: Path, lock: Path, hosts: dict[str, dict[str, Any]]) -> subprocess.CompletedProcess:
+def build(house: Path, lock: Path, hosts: dict[str, dict[str, Any]],
+          *extra: str) -> subprocess.CompletedProcess:
     spec = {f"{name}/agent": {"host": name, "machine": "x86_64", "glibc": "2.36", **values}
             for name, values in hosts.items()}
     return subprocess.run(
         [sys.executable, str(BUILDER), "--source", str(REPO), "--lock", str(lock), "--dir",
-         str(house), "--hosts", "-", "--offline"], input=json.dumps(spec),
+         str(house), "--hosts", "-", "--offline", *extra], input=json.dumps(spec),
         capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -120,3 +121,25 @@ def test_unknown_extra_is_refused_with_the_known_ones(tmp_path: Path) -> None:
     done = build(house, lock, {"a": {"python": "3.11.7", "extras": ["audio", "vidoe"]}})
     assert done.returncode == 1
     assert "a: unknown extras vidoe; morag-fleet 0.1.0 has audio" in done.stderr
+
+
+def test_old_release_archives_are_dropped_from_the_control_node(tmp_path: Path) -> None:
+    house, lock = wheelhouse(tmp_path)
+    first = releases(build(house, lock, {"a": {"python": "3.11.7", "extras": []}},
+                          "--keep-releases", "1"))["a/agent"]["release"]
+    done = build(house, lock, {"a": {"python": "3.11.7", "extras": ["audio"]}},
+                 "--keep-releases", "1")
+    second = releases(done)["a/agent"]["release"]
+    assert json.loads(done.stdout)["dropped"] == [first]
+    assert sorted(p.name for p in (house / "releases").iterdir()) == [second]
+
+
+def test_a_python_the_project_does_not_support_is_refused_first(tmp_path: Path) -> None:
+    house, lock = wheelhouse(tmp_path)
+    project = next((house / "project").glob("*.whl"))
+    project.unlink()
+    make_wheel(house / "project", "morag_fleet", "0.1.0", ("plain>=1",),
+               requires_python=">=3.11")
+    done = build(house, lock, {"jammy": {"python": "3.10.12", "extras": []}})
+    assert done.returncode == 1
+    assert "jammy (Python 3.10.12): morag-fleet 0.1.0 requires Python >=3.11" in done.stderr

@@ -382,6 +382,21 @@ def pack(folder: Path, release: str, files: list[Path], manifest: dict) -> tuple
     return archive, True
 
 
+def prune_releases(folder: Path, used: set[str], keep: int) -> list[str]:
+    """Drops release archives beyond the `keep` most recently used ones (those of this run always
+    stay). An archive is only a cache: the next run that needs it packs it again from the pool."""
+    if not folder.is_dir():
+        return []
+    for release in used:
+        os.utime(folder / release)
+    known = sorted((p for p in folder.iterdir() if p.is_dir()),
+                   key=lambda p: p.stat().st_mtime, reverse=True)
+    dropped = [p for p in known[max(keep, len(used)):] if p.name not in used]
+    for path in dropped:
+        shutil.rmtree(path)
+    return [p.name for p in dropped]
+
+
 def build(args: argparse.Namespace) -> dict:
     wheelhouse = Path(args.dir)
     hosts = read_hosts(sys.stdin.read() if args.hosts == "-" else Path(args.hosts).read_text())
@@ -395,6 +410,12 @@ def build(args: argparse.Namespace) -> dict:
     plans: dict[str, tuple[Host, list[Dist]]] = {}
     failures: list[str] = []
     for key, members in sorted(series.items()):
+        unfit = [h for h in members if problems(h, [project])]
+        failures += [f"  {h.name} (Python {h.python}): {p}" for h in unfit
+                     for p in problems(h, [project])]
+        members = [h for h in members if h not in unfit]
+        if not members:  # nothing to download for a Python the project does not run on
+            continue
         target = oldest(members)
         pool = Pool(wheelhouse / "pool" / key, target, args.offline, args.pip_arg)
         for host in members:
@@ -427,6 +448,8 @@ def build(args: argparse.Namespace) -> dict:
                                    "requirement": manifest["requirement"],
                                    "python": str(host.python), "wheels": len(dists) + 1,
                                    "bytes": manifest["bytes"]}
+    used = {entry["release"] for entry in report["releases"].values()}
+    report["dropped"] = prune_releases(wheelhouse / "releases", used, args.keep_releases)
     return report
 
 
@@ -439,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="JSON file (- for stdin): what each host installs")
     parser.add_argument("--offline", action="store_true",
                         help="use only wheels already in the wheelhouse (air-gapped control node)")
+    parser.add_argument("--keep-releases", type=int, default=8,
+                        help="release archives kept on the control node (this run's always)")
     parser.add_argument("--pip-arg", action="append", default=[],
                         help="extra argument for pip download/wheel (repeat)")
     args = parser.parse_args(argv)
