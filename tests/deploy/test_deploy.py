@@ -313,3 +313,15 @@ def test_disk_use_follows_the_hosts_own_extras(hosts, name: str, install_dir: st
     print(f"{name}: {used / 2**20:.0f} MiB under {install_dir} for {releases} release(s) "
           f"of {manifest['bytes'] / 2**20:.0f} MiB of wheels")
     assert used <= bound
+
+
+def test_wheelhouse_playbook_builds_releases_and_changes_no_host(deploy) -> None:
+    """ansible/wheelhouse.yml alone (filling the wheelhouse ahead of a deployment): it reads the
+    hosts' Python and changes nothing on them."""
+    run = deploy(playbook="ansible/wheelhouse.yml")
+    assert run.rc == 0, run.output[-4000:]
+    assert {host: counts["changed"] for host, counts in run.recap().items()} == dict.fromkeys(
+        [CONTROLLER, *AGENTS], 0)
+    shown = [m for host in (CONTROLLER, *AGENTS)
+             for m in run.messages("morag_fleet_common : Show the release each host gets", host)]
+    assert len(shown) == 1 + len(AGENTS), shown
