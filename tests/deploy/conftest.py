@@ -50,6 +50,8 @@ FLEET_SETTINGS: dict[str, Any] = {
     # stops (restarts, reboots, teardown) wait for a held poll: keep it short here
     "morag_agent_long_poll_wait": LONG_POLL_WAIT,
     "morag_controller_metrics_port": 9470,
+    "morag_controller_url_prefix": "/fleet",
+    "morag_controller_dashboard_token": "dashboard-token-51c2",
 }
 # The agents install every converter extra (markitdown, faster-whisper and the rest).
 AGENT_SETTINGS: dict[str, Any] = {

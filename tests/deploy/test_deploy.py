@@ -260,6 +260,19 @@ def test_operator_inventory_reaches_controller_unit(hosts) -> None:
         unit.content_string)
 
 
+def test_dashboard_token_and_prefix_from_the_inventory(hosts) -> None:
+    host = hosts[CONTROLLER]
+    token = host.file("/etc/morag-fleet/dashboard.token")
+    assert token.user == "morag-fleet" and token.mode == 0o600
+    assert token.content_string.strip() == FLEET_SETTINGS["morag_controller_dashboard_token"]
+    port, prefix = (FLEET_SETTINGS["morag_controller_metrics_port"],
+                    FLEET_SETTINGS["morag_controller_url_prefix"])
+    page = host.check_output("python3 -c \"import urllib.request; print(urllib.request"
+                             f".urlopen('http://127.0.0.1:{port}{prefix}/').read().decode())\"")
+    assert f'href="{prefix}/jobs' in page  # links carry the proxy's prefix
+    assert 'id="read-only"' not in page  # a token is configured: writes are possible
+
+
 def test_inventory_directory_holds_only_the_fleet(inventory) -> None:
     """The fetched keys live in the inventory directory; the project's ansible.cfg (read from the
     repository root) keeps Ansible from taking them for inventory sources."""
