@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.controller.fleet import ControllerProc
 from tests.support.agent_proc import SCRIPTED, AgentProcess
 from tests.support.jobserver import JobServer, running_jobserver
 
@@ -46,3 +49,13 @@ def make_doc(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return factory
+
+
+@pytest.fixture
+def controller() -> Iterator[ControllerProc]:
+    """A real controller in a short temporary directory: its control socket's path must fit."""
+    base = Path(tempfile.mkdtemp(prefix="mfa-"))
+    proc = ControllerProc(base).start()
+    yield proc
+    proc.stop()
+    shutil.rmtree(base, ignore_errors=True)

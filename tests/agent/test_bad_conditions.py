@@ -7,10 +7,8 @@ read-only state dir is a read-only tmpfs.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,15 +39,6 @@ def mount_tmpfs(tmp_path: Path) -> Iterator[Mount]:
     yield mount
     for target in reversed(mounted):
         subprocess.run(["umount", "-l", str(target)], check=False)
-
-
-@pytest.fixture
-def controller() -> Iterator[ControllerProc]:
-    base = Path(tempfile.mkdtemp(prefix="mfd-"))  # short: the control socket path must fit
-    proc = ControllerProc(base).start()
-    yield proc
-    proc.stop()
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def resize(mountpoint: Path, size: str) -> None:

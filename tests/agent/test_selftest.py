@@ -10,8 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,15 +82,6 @@ def test_broken_converters_fail_the_check_naming_them(tmp_path: Path, broken_mod
     assert any(line.startswith("[FAIL] selftest image: words ") for line in lines)
     assert any(line.startswith("[pass] selftest document: words 1.000") for line in lines)
     assert lines[-1] == "NOT healthy"
-
-
-@pytest.fixture
-def controller() -> Iterator[ControllerProc]:
-    base = Path(tempfile.mkdtemp(prefix="mfc-"))  # the control socket's path must be short
-    proc = ControllerProc(base).start()
-    yield proc
-    proc.stop()
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_running_agent_does_not_poll_a_type_that_failed_and_says_why(
