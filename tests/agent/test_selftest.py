@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from tests.support.agent_proc import REPO_ROOT, AgentProcess, wait_until
 from tests.support.jobserver import JobServer
 
 from morag_fleet.agent.selftest import SAMPLES_DIR, transcript_text, word_error_rate
+from morag_fleet.wire import codec
 
 ALL_TYPES = ["audio", "video", "document", "image", "web", "youtube"]
 
@@ -113,6 +116,45 @@ def test_running_agent_does_not_poll_a_type_that_failed_and_says_why(
         assert any("selftest-agent" in line and "FAIL audio" in line for line in lines), lines
         assert any(line.split()[:3] == ["selftest-agent", "audio", "cannot"]
                    for line in lines), lines  # the reasons table under the main one
+
+
+def test_a_controller_started_after_the_agent_still_shows_the_failure(
+        jobserver: JobServer, broken_model: Path,
+        make_agent: Callable[..., AgentProcess]) -> None:
+    """The verdict rides in every heartbeat, not only in the hello: the controller comes up
+    after the agent's start (its port chosen, nobody listening yet) and shows the reason."""
+    base = Path(tempfile.mkdtemp(prefix="mfa-"))
+    controller = ControllerProc(base)
+    try:
+        agent = make_agent(jobserver.url, "late-ctl-agent", slots=1,
+                           content_types=("audio", "document"),
+                           converter_options={"audio": {"model_dir": str(broken_model)}},
+                           controller=controller.endpoint, telemetry_plaintext=True,
+                           heartbeat_interval=1)
+        assert agent.find("selftest_failed", content_type="audio")
+        controller.start()
+
+        def failed_row() -> dict[str, Any] | None:
+            row = controller.agent("late-ctl-agent")
+            return row if row and row["selftest"] == "FAIL audio" else None
+
+        row = wait_until(failed_row, 30, "the failure at the late controller")
+        assert "cannot load whisper model" in row["selftest_failed"]["audio"]
+        lines = controller.cli("status").stdout.splitlines()
+        assert any(line.split()[:3] == ["late-ctl-agent", "audio", "cannot"]
+                   for line in lines), lines
+        controller.stop()
+        with sqlite3.connect(controller.state_dir / "controller.sqlite") as db:
+            (beat,) = db.execute("SELECT beat FROM agents WHERE name = ?",
+                                 ("late-ctl-agent",)).fetchone()
+        verdict = codec.decode(beat)["body"]["selftest"]  # the agent's last heartbeat
+        assert verdict["audio"]["ok"] is False
+        assert "cannot load whisper model" in verdict["audio"]["reason"]
+        assert verdict["document"]["ok"] is True  # the plug-in: skipped, so not failed
+        assert set(verdict["audio"]) == {"ok", "reason"}  # small: no score, no seconds
+    finally:
+        controller.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_every_slot_transcribes_before_ready_so_no_job_loads_the_model(

@@ -28,7 +28,9 @@ def heartbeat() -> dict[str, Any]:
                      "cpu_percent": 12.5, "memory_percent": 40.0, "memory_available_mb": 900,
                      "disk_percent": 30.0, "load1": 0.5,
                      "gpus": [{"index": 0, "util": 45, "memory_used_mb": 3100,
-                               "memory_total_mb": 81920, "temperature": 60}]}}
+                               "memory_total_mb": 81920, "temperature": 60}],
+                     "selftest": {"audio": {"ok": False, "reason": "cannot load whisper model"},
+                                  "document": {"ok": True, "reason": ""}}}}
 
 
 def full_path_accepts(frame: bytes) -> bool:
@@ -63,6 +65,9 @@ def test_a_real_heartbeat_takes_the_shortcut_and_lands_like_the_full_path() -> N
     lambda m: m.update(agent="x" * 500),
     lambda m: m["body"].update(state="exploding"),
     lambda m: m.update(kind="event"),
+    lambda m: m["body"]["selftest"]["audio"].update(seconds=1.5),  # the full path keeps it
+    lambda m: m["body"]["selftest"]["audio"].update(ok="no"),
+    lambda m: m["body"].update(selftest=["audio"]),
 ])
 def test_anything_unusual_goes_to_the_full_validator(mutate) -> None:
     msg = heartbeat()
@@ -108,3 +113,40 @@ def test_the_store_keeps_the_last_heartbeat_frame_and_replays_it(tmp_path: Path)
     restarted.load(Store(tmp_path / "c.sqlite").load_agents())
     assert agent_row(restarted.agents["a1"]) == agent_row(record)
     assert [j["job_id"] for j in jobs_data(restarted)] == ["j1"]
+
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["shortcut", "full path"])
+def test_a_heartbeat_without_a_verdict_leaves_the_hellos_and_a_new_verdict_replaces_it(
+        fast: bool) -> None:
+    """Agents older than the heartbeat's `selftest` send none: the hello's verdicts stay. A
+    verdict that matches the hello keeps the hello's details; one that differs replaces them."""
+    state = FleetState()
+    record, _, _ = state.admit("a1", None, b"r", time.time())
+    state.on_hello(record, {"sid": "s1", "body": {
+        "version": "1", "host": "h", "slots": 2, "heartbeat_interval": 1.0,
+        "selftest": {"audio": {"ok": False, "reason": "cannot load whisper model",
+                               "seconds": 1.5},
+                     "document": {"ok": True, "reason": "", "seconds": 0.2}}}})
+
+    def beat(msg: dict[str, Any]) -> None:
+        frame = codec.encode(msg)
+        if fast:
+            decoded = decode_heartbeat(frame)
+            assert decoded is not None
+            state.on_fast_heartbeat(record, decoded.body)
+        else:
+            state.on_heartbeat(record, schema.validate(codec.decode(frame)))
+
+    old = heartbeat()
+    del old["body"]["selftest"]
+    beat(old)
+    assert record.selftest["audio"]["seconds"] == 1.5
+    beat(heartbeat())  # the same verdict: the hello's details stay
+    assert record.selftest["document"] == {"ok": True, "reason": "", "seconds": 0.2}
+    assert agent_row(record)["selftest"] == "FAIL audio"
+    changed = heartbeat()
+    changed["body"]["selftest"] = {"document": {"ok": False, "reason": "tesseract gone"}}
+    beat(changed)
+    assert record.selftest == {"document": {"ok": False, "reason": "tesseract gone"}}
+    assert agent_row(record)["selftest_failed"] == {"document": "tesseract gone"}

@@ -29,6 +29,7 @@ from morag_fleet.agent.leases import LeaseKeeper
 from morag_fleet.agent.poller import Poller
 from morag_fleet.agent.recovery import Recovery
 from morag_fleet.agent.runner import ABORTED_REASON, ActiveJob, JobRunner
+from morag_fleet.agent.selftest import selftest_verdict
 from morag_fleet.agent.slotbudget import SlotBudget
 from morag_fleet.agent.slots import SlotProcess
 from morag_fleet.agent.systemd import SystemdNotifier
@@ -84,6 +85,7 @@ class Agent:
         self.selftest = self._selftest()
         self.content_types = [t for t in self.content_types
                               if self.selftest.get(t, {}).get("ok", True)]
+        self._selftest_verdict = selftest_verdict(self.selftest)  # in every heartbeat
         self.publisher = make_publisher(settings, self.snapshot, self.on_command, self._hello())
         self.delivery = BackgroundDelivery(self.deliverer, settings.max_concurrent_jobs)
         self.runner = JobRunner(settings, self.client, self.journal, self.delivery,
@@ -399,7 +401,8 @@ class Agent:
         return {"state": state, "state_reason": reason, "slots_used": len(active),
                 "slots_total": len(self.slots),
                 "active_jobs": active, "counters": self.counters(),
-                "outbox_depth": self.journal.outbox_depth(), **self.drain.view()}
+                "outbox_depth": self.journal.outbox_depth(), "selftest": self._selftest_verdict,
+                **self.drain.view()}
 
     def _hello(self) -> dict[str, Any]:
         import socket

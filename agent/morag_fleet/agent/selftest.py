@@ -58,6 +58,17 @@ class SelftestResult:
         return data
 
 
+VERDICT_REASON_CHARS = 300  # a reason as the heartbeat carries it
+
+
+def selftest_verdict(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{type: {ok, reason}}: the part of the hello's `selftest` that every heartbeat carries
+    too, so a controller that missed the hello still shows why a type is not polled for."""
+    return {name: {"ok": bool(result.get("ok", True)),
+                   "reason": str(result.get("reason") or "")[:VERDICT_REASON_CHARS]}
+            for name, result in results.items()}
+
+
 # ---- scoring ------------------------------------------------------------------------------
 
 

@@ -44,6 +44,11 @@ class FastJob(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     started_at: Number | None = None
 
 
+class FastVerdict(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    ok: bool
+    reason: str = ""
+
+
 class FastBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     state: Literal["idle", "busy", "draining", "paused"]
     slots_used: int
@@ -60,6 +65,7 @@ class FastBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     memory_available_mb: Number | None = None
     disk_percent: Number | None = None
     load1: Number | None = None
+    selftest: dict[str, FastVerdict] | None = None  # {content type: {ok, reason}}
 
 
 class FastHeartbeat(msgspec.Struct, forbid_unknown_fields=True, gc=False, tag_field="kind",

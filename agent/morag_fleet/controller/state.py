@@ -29,7 +29,9 @@ STORED_FIELDS = ("name", "key", "host", "version", "pid", "content_types", "conv
                  "selftest", "unavailable")
 # per-process working fields the views never show
 _PRIVATE_FIELDS = ("routing_id", "job_map", "beat_jobs", "host_stats", "next_ack", "beat",
-                   "ack_key", "ack_frame")
+                   "ack_key", "ack_frame", "beat_selftest")
+SELFTEST_TYPES_KEPT = 64  # content types kept from a heartbeat's verdict
+SELFTEST_REASON_CHARS = 500
 
 
 @dataclass(slots=True)
@@ -62,8 +64,10 @@ class AgentRecord:
     beat: bytes | None = None  # the last heartbeat frame as received (what the store keeps)
     ack_key: tuple[int, str, bool] | None = None  # (last_seq, sid, has_hello) of `ack_frame`
     ack_frame: bytes = b""
-    # the hello's self-test verdicts by content type: {type: {ok, reason, seconds, ...}}
+    # the self-test verdicts by content type: {type: {ok, reason, seconds, ...}} from the hello,
+    # kept in step with the {type: {ok, reason}} every heartbeat carries (see `on_heartbeat`)
     selftest: dict[str, Any] = field(default_factory=dict)
+    beat_selftest: Any = None  # the last heartbeat's verdict as received, to skip unchanged ones
     # the hello's configured content types whose converter cannot run there: {type: why}
     unavailable: dict[str, str] = field(default_factory=dict)
 
@@ -199,6 +203,7 @@ class FleetState:
         selftest = body.get("selftest")
         record.selftest = {k: v for k, v in selftest.items() if isinstance(v, dict)} \
             if isinstance(selftest, dict) else {}
+        record.beat_selftest = None  # the next heartbeat's verdict is compared with this one
         record.unavailable = _reasons(body.get("unavailable"))
         record.has_hello = True
         self._session(record, msg["sid"])
@@ -216,6 +221,10 @@ class FleetState:
             record.gpus = gpus
         record.host_stats = body
         record.jobs = {job["job_id"]: job for job in body["active_jobs"]}
+        selftest = body.get("selftest")
+        if selftest is not None and selftest != record.beat_selftest:
+            record.beat_selftest = selftest
+            _take_selftest(record, selftest.items(), lambda v: (v["ok"], v.get("reason")))
 
     def on_fast_heartbeat(self, record: AgentRecord, body: FastBody) -> None:
         """The same as `on_heartbeat` for a heartbeat read by `fastbeat` (typed, not a map)."""
@@ -228,6 +237,10 @@ class FleetState:
             record.gpus = body.gpus
         record.host_stats = body
         record.beat_jobs = body.active_jobs
+        selftest = body.selftest
+        if selftest is not None and selftest != record.beat_selftest:
+            record.beat_selftest = selftest
+            _take_selftest(record, selftest.items(), lambda v: (v.ok, v.reason))
 
     def on_bye(self, record: AgentRecord) -> None:
         record.link = "offline"
@@ -284,6 +297,29 @@ class FleetState:
                 self.dirty.add(record.name)
                 lost.append(record)
         return lost
+
+
+def _take_selftest(record: AgentRecord, verdicts: Iterable[tuple[str, Any]],
+                   read: Callable[[Any], tuple[bool, str | None]]) -> None:
+    """A heartbeat's self-test verdict becomes the record's, so a controller that missed the
+    hello (started after the agent) still shows a failed type. A type whose verdict matches what
+    the hello said keeps the hello's details (seconds, score); the others take the heartbeat's
+    {ok, reason}, and types the heartbeat does not name are dropped."""
+    known = record.selftest
+    taken: dict[str, Any] = {}
+    for name, verdict in verdicts:
+        if len(taken) >= SELFTEST_TYPES_KEPT:
+            break
+        ok, reason = read(verdict)
+        reason = (reason or "")[:SELFTEST_REASON_CHARS]
+        previous = known.get(name)
+        if isinstance(previous, dict) and previous.get("ok", True) is ok \
+                and str(previous.get("reason") or "")[:SELFTEST_REASON_CHARS] == reason:
+            taken[name] = previous
+        else:
+            taken[name] = {"ok": ok, "reason": reason}
+    if taken != known:
+        record.selftest = taken
 
 
 def _reasons(value: Any) -> dict[str, str]:

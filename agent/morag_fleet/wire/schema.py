@@ -180,6 +180,23 @@ def _validate_heartbeat(body: dict[str, Any]) -> None:
     for value in counters.values():
         if type(value) is not int:
             raise SchemaError("counters must map names to integers")
+    check_selftest_verdict(body.get("selftest"))
+
+
+def check_selftest_verdict(selftest: Any) -> None:
+    """A heartbeat's optional `selftest`: {content type: {ok: bool, reason: str}} (an agent
+    older than the field sends none)."""
+    if selftest is None:
+        return
+    if type(selftest) is not dict:
+        raise SchemaError("selftest must be a map")
+    for name, verdict in selftest.items():
+        if type(name) is not str or type(verdict) is not dict:
+            raise SchemaError("selftest must map content types to maps")
+        if type(verdict.get("ok")) is not bool:
+            raise SchemaError("selftest verdicts need a boolean 'ok'")
+        if verdict.get("reason") is not None and type(verdict["reason"]) is not str:
+            raise SchemaError("a selftest verdict's 'reason' must be a string")
 
 
 def _validate_event(body: dict[str, Any]) -> None:
