@@ -74,3 +74,19 @@ class ScriptedConverter:
         metadata = dict(result.metadata, slot_pid=os.getpid(), jobs_seen=self.jobs_seen,
                         cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
         return ConversionResult(result.markdown, metadata)
+
+
+class BareConverter:
+    """A plug-in as third parties write them: markdown and a few keys of its own, none of the
+    keys every result needs (`mime_type` included), so the agent fills those in."""
+
+    name = "bare"
+
+    def available(self) -> Availability:
+        return Availability(True)
+
+    def convert(self, source: Path, options: Mapping[str, Any], job_info: Mapping[str, Any],
+                progress: Any) -> ConversionResult:
+        size = source.stat().st_size
+        return ConversionResult(f"# {job_info.get('file_name')}\n\n{size} bytes\n",
+                                {"converter": "bare"})

@@ -17,6 +17,7 @@ from typing import Any
 from morag_fleet.agent.delivery import BackgroundDelivery
 from morag_fleet.agent.journal import Journal
 from morag_fleet.agent.slots import ConvertOutcome, ConvertRequest, SlotAborted, SlotProcess
+from morag_fleet.convert.mimetype import detect_mime_type, is_specific
 from morag_fleet.convert.registry import merged_options
 from morag_fleet.jobs.client import MoragClient
 from morag_fleet.jobs.errors import ApiError, ApiUnavailable
@@ -218,11 +219,16 @@ class JobRunner:
 
 
 def _clean_metadata(metadata: dict[str, Any], job: Job, source: DownloadedFile) -> dict[str, Any]:
-    """Fill what every result needs and drop keys that would override MoRAG's own."""
+    """Fill what every result needs and drop keys that would override MoRAG's own. A missing
+    (or octet-stream) `mime_type` is detected from the content, as the built-in converters do;
+    the download's `Content-Type` only when the content and the name say nothing."""
     clean = {k: v for k, v in metadata.items() if k not in FORBIDDEN_METADATA}
     clean.setdefault("content_type", job.content_type)
     clean.setdefault("file_name", source.original_name)
-    clean.setdefault("mime_type", source.mime_type)
+    declared = clean.get("mime_type")
+    if not (isinstance(declared, str) and is_specific(declared)):
+        clean["mime_type"] = detect_mime_type(source.path, source.original_name,
+                                              declared=source.mime_type)
     clean.setdefault("file_size", source.size)
     clean.setdefault("checksum", source.sha256)
     return clean
