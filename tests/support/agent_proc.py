@@ -123,11 +123,12 @@ class AgentProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str = "condition") -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str = "condition",
+               interval: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.1)
+        time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")

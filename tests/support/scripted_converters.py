@@ -4,7 +4,8 @@
 The source file's first line says what to do, so one agent can be handed good and bad jobs:
 `segfault`, `hang` (also starts a child `sleep` to prove the whole group is killed),
 `eat-memory`, `eat-memory-in-child` (a child tool does), `sleep <seconds>`,
-`sleep-ignoring-term <seconds>` (the slot ignores SIGTERM, so only SIGKILL ends it early), `raise`;
+`sleep-ignoring-term <seconds>` (the slot ignores SIGTERM, so only SIGKILL ends it early), `raise`,
+`reuse-memory` (reports the page faults of refilling a freed buffer as `refault_pages`);
 anything else is converted like plain text.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 
 from morag_fleet.convert.base import Availability, ConversionError, ConversionResult
 from morag_fleet.convert.text import TextConverter
+from tests.support.heapprobe import refault_pages
 
 PIDFILE_ENV = "MORAG_TEST_PIDFILE"
 
@@ -73,6 +75,8 @@ class ScriptedConverter:
         result = self._text.convert(source, options, job_info, progress)
         metadata = dict(result.metadata, slot_pid=os.getpid(), jobs_seen=self.jobs_seen,
                         cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
+        if action == "reuse-memory":
+            metadata["refault_pages"] = refault_pages()
         return ConversionResult(result.markdown, metadata)
 
 

@@ -67,6 +67,7 @@ def _child_main(conn: Connection, settings_blob: dict[str, Any], gpu: str | None
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     inherited = drop_openmp_limits()
+    from morag_fleet.agent.slotheap import keep_freed_memory
     from morag_fleet.convert.base import ConversionError
     from morag_fleet.convert.registry import build_converter
     from morag_fleet.cpu import cpu_budget
@@ -76,6 +77,7 @@ def _child_main(conn: Connection, settings_blob: dict[str, Any], gpu: str | None
     settings = AgentSettings(**settings_blob)
     configure_logging(settings.log_level, settings.log_format,
                       worker_id=settings.worker_id, slot=os.getpid())
+    keep_freed_memory()  # before any converter allocates
     threads = cpu_budget(settings.max_concurrent_jobs, settings.slot_threads).threads_per_slot
     if inherited:
         log.warning("openmp_environment_ignored", ignored=inherited, threads=threads,
