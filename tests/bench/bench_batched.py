@@ -2,13 +2,14 @@
 
     .venv/bin/python tests/bench/bench_batched.py [--minutes 10] [--batch-sizes 4,8,16]
 
-A long speech file is generated with espeak-ng from known, varied sentences (cached under
-/tmp, generating it takes a while), then transcribed by `Transcriber` once per variant:
-sequential (today's path), and batched at a few batch sizes, with and without VAD. Each variant
-runs in its own child process so its peak RSS is its own. The table shows wall seconds (model
-load excluded), the speed ratio against sequential, word error rate against the known text and
-peak RSS. Threads are the slot's default share of this host's CPUs. The load average is printed
-too: on a shared host, other work slows every variant.
+A long speech file is generated with espeak-ng from known, varied sentences (cached under /tmp,
+generating it takes a while), then transcribed by `Transcriber` once per variant: sequential
+(today's path), and batched at a few batch sizes, with and without VAD. Each variant runs in its
+own child process so its peak RSS is its own, with the heap settings of a slot process
+(agent/slotheap.py). The table shows wall seconds (model load excluded), the speed ratio against
+sequential, word error rate against the known text and peak RSS. Threads are the slot's default
+share of this host's CPUs. The load average is printed too: on a shared host, other work slows
+every variant.
 """
 
 from __future__ import annotations
@@ -77,11 +78,14 @@ def long_speech(minutes: float) -> tuple[Path, list[str]]:
 
 
 def child(spec: dict) -> dict:
-    """Runs in a fresh interpreter: loads the model (not timed), transcribes, reports."""
+    """Runs in a fresh interpreter, set up as a slot process keeps its heap: loads the model (not
+    timed), transcribes, reports."""
     import resource
 
+    from morag_fleet.agent.slotheap import keep_freed_memory
     from morag_fleet.convert.whisper import Transcriber, WhisperOptions
 
+    keep_freed_memory()
     opts = WhisperOptions.from_options(spec["options"])
     transcriber = Transcriber()
     transcriber.model(opts)
